@@ -1,0 +1,5 @@
+"""Faithful reproduction of LeNet-5 (LeCun, Bottou, Bengio & Haffner, 1998)."""
+from .config import Config, get_config
+from .model import LeNet5, predict
+
+__all__ = ["Config", "LeNet5", "get_config", "predict"]

@@ -1,0 +1,103 @@
+"""LeNet-5 (Sec. II-B, Fig. 2), assembled from a Config.
+
+    input  1@32x32
+    C1     6@28x28   5x5 convolution, squash
+    S2     6@14x14   2x2 trainable subsampling, squash
+    C3    16@10x10   5x5 convolution on the S2 maps of Table I, squash
+    S4    16@5x5     2x2 trainable subsampling, squash
+    C5   120@1x1     5x5 convolution, squash
+    F6    84         full connection, squash
+    output 10        Euclidean RBF penalties (argmin = prediction)
+"""
+import functools
+
+import torch
+from torch import nn
+
+from . import layers, paper
+from .config import Config
+from .prototypes import prototypes
+
+LAYER_NAMES = ("c1", "s2", "c3", "s4", "c5", "f6", "output")
+ACTIVATIONS = {"scaled_tanh": layers.ScaledTanh, "relu": layers.ReLU}
+POOLING = {"trainable": layers.Subsampling, "average": layers.AveragePooling, "max": layers.MaxPooling}
+
+
+class LeNet5(nn.Module):
+    def __init__(self, config: Config = Config(), seed: int = 0):
+        super().__init__()
+        self.config = config
+        act = ACTIVATIONS[config.activation]
+        pool = POOLING[config.subsampling]
+        if config.subsampling == "trainable":
+            pool = functools.partial(pool, average=config.subsampling_input == "average")
+        table = paper.C3_TABLE if config.c3 == "table" else [tuple(range(6))] * 16
+        self.c1 = layers.Convolution(1, 6)
+        self.s2 = pool(6)
+        self.c3 = layers.SparseConvolution(table, 6)
+        self.s4 = pool(16)
+        self.c5 = layers.Convolution(16, 120)
+        self.f6 = layers.FullConnection(120, 84)
+        self.output = layers.EuclideanRBF(prototypes()) if config.output == "rbf" else layers.NegatedLinear(84, 10)
+        # Each layer's squashing function; plain pooling is the whole modern pooling step, unsquashed.
+        plain_pool = config.subsampling != "trainable"
+        self.acts = nn.ModuleDict({n: layers.Identity() if (n in ("s2", "s4") and plain_pool) else act()
+                                   for n in LAYER_NAMES[:-1]})
+        self.reset_parameters(seed)
+
+    def reset_parameters(self, seed):
+        g = torch.random.fork_rng(devices=[])
+        with g:
+            torch.manual_seed(seed)
+            for name in LAYER_NAMES:
+                layer = getattr(self, name)
+                if self.config.init == "paper":
+                    layers.init_paper_(layer, self.config.init_scale, self.config.init_fan_power, self.config.bias_init)
+                else:  # PyTorch's defaults (kaiming-uniform a=sqrt(5)) come to +-1/sqrt(F) for weights and biases
+                    layers.init_paper_(layer, scale=1.0, fan_power=0.5)
+
+    def stages(self):
+        """(name, linear part, squashing function) from input to output; the output has none."""
+        return [(n, getattr(self, n), self.acts[n] if n in self.acts else None) for n in LAYER_NAMES]
+
+    def forward(self, x):
+        check_input(x)
+        for _, layer, act in self.stages():
+            x = layer(x)
+            if act is not None:
+                x = act(x)
+        return x
+
+    def trace(self, x):
+        check_input(x)
+        return trace(self.stages(), x)
+
+    @torch.no_grad()
+    def predict(self, x):
+        """Class = the output with the smallest penalty (RBF) or largest logit (linear head, negated)."""
+        return self(x).argmin(dim=1)
+
+
+def trace(stages, x):
+    """Forward pass keeping each layer's (name, input, weighted sums), for the curvature pass and figures."""
+    record = []
+    for name, layer, act in stages:
+        a = layer(x)
+        record.append((name, x, a))
+        x = act(a) if act is not None else a
+    return record, x
+
+
+def check_input(x):
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"LeNet5 expects a torch.Tensor of shape (N, 1, 32, 32), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"LeNet5 expects a floating-point image tensor, got dtype {x.dtype} "
+                         "(use repro.data.preprocess to scale uint8 MNIST images)")
+    if x.dim() != 4 or x.shape[1] != 1 or x.shape[-2:] != (paper.INPUT_SIZE, paper.INPUT_SIZE):
+        raise ValueError(f"LeNet5 expects images of shape (N, 1, {paper.INPUT_SIZE}, {paper.INPUT_SIZE}), "
+                         f"got {tuple(x.shape)} (28x28 MNIST digits are padded to 32x32 by repro.data.preprocess)")
+
+
+def predict(model, x):
+    return model.predict(x)

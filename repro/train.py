@@ -1,0 +1,220 @@
+"""Online training (Sec. III-B): one update per pattern, a constant random order, 20 passes.
+
+Before each pass the SDLM step sizes eps_k = eta / (mu + h_kk) are computed from h_kk estimated on
+`hessian_samples` patterns and held fixed for the pass (Appendix C). After each pass the run directory
+gets one metrics row and an atomic checkpoint, so an interrupted run resumes where it stopped and ends
+with the same numbers as an uninterrupted one.
+
+Randomness has one source per purpose, each seeded from the run's seed: the initial weights
+(`seed`), the pattern order (`seed + ORDER`) and the patterns used to estimate h (`seed + HESSIAN`).
+The order depends on the seed only, so every variant sees the same sequence of patterns.
+"""
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import data as mnist
+from .config import Config
+from .loss import make_loss
+from .model import LeNet5
+from .sdlm import eps_stats, hessian_diagonal, step_sizes
+
+ORDER, HESSIAN = 10_000, 20_000
+CHECK_EVERY = 1000  # patterns between finiteness checks and progress updates
+METRIC_FIELDS = ("pass", "eta", "train_error_online", "train_loss_online", "train_error", "train_loss",
+                 "test_error", "test_loss", "test_misses", "eps_min", "eps_median", "eps_max",
+                 "seconds", "eval_seconds", "samples_per_s")
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def online_step(model, params, eps, x, label, loss_fn):
+    """One pattern: penalties, loss, gradient, then w_k <- w_k - eps_k dE/dw_k (in place).
+
+    `params` are the model's parameters and `eps` their step sizes, in the same order. Returns the
+    loss and the penalties computed before the update (for the on-the-fly training error of Fig. 5).
+    """
+    y = model(x)
+    loss = loss_fn(y, label)
+    grads = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        torch._foreach_addcmul_(params, grads, eps, value=-1)
+    return loss.detach(), y.detach()
+
+
+@torch.no_grad()
+def evaluate(model, x, labels, loss_fn, batch=1000):
+    """(error fraction, misses, mean loss) of `model` on (x, labels), in batches."""
+    misses, loss = 0, 0.0
+    for i in range(0, len(x), batch):
+        y = model(x[i:i + batch])
+        misses += (y.argmin(1) != labels[i:i + batch]).sum().item()
+        loss += loss_fn(y, labels[i:i + batch]).item() * len(y)
+    return misses / len(x), misses, loss / len(x)
+
+
+def prepare_inputs(images, config: Config, train_images):
+    """The paper's scaling (-0.1 background, 1.175 ink) comes from repro.data; the input variants
+    rescale it: "unit" maps pixels to [0, 1], "standardized" to zero mean and unit variance over the
+    (padded) training images."""
+    if config.input == "paper":
+        return images
+    unit = lambda t: (t + 0.1) / 1.275
+    if config.input == "unit":
+        return unit(images)
+    ref = unit(train_images)
+    return (unit(images) - ref.mean()) / ref.std()
+
+
+def provenance(device):
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                                  cwd=Path(__file__).parent).stdout.strip()
+        except OSError:
+            return ""
+    import numpy
+    return dict(git_commit=git("rev-parse", "HEAD") or "unknown",
+                git_dirty=bool(git("status", "--porcelain", "--untracked-files=no")),
+                python=sys.version.split()[0], torch=torch.__version__, numpy=numpy.__version__,
+                platform=platform.platform(), processor=platform.processor() or platform.machine(),
+                device=str(device), torch_threads=torch.get_num_threads(),
+                mkldnn=torch.backends.mkldnn.enabled, started=time.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def atomic_save(obj, path):
+    tmp = Path(str(path) + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_rows(path, fields, rows):
+    tmp = Path(str(path) + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+class Progress:
+    """A per-pass line, and within a pass a bar redrawn in place when the terminal is interactive."""
+
+    def __init__(self, enabled, label):
+        self.enabled, self.label = enabled, label
+        self.bar = enabled and sys.stdout.isatty()
+
+    def update(self, p, done, total, t0):
+        if self.bar:
+            n = int(30 * done / total)
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            print(f"\r{self.label} pass {p + 1:2d} [{'#' * n}{'.' * (30 - n)}] {done}/{total} {rate:,.0f}/s",
+                  end="", flush=True)
+
+    def line(self, text):
+        if self.enabled:
+            print(("\r" if self.bar else "") + f"{self.label} {text}", flush=True)
+
+
+def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=True, label=None):
+    """Train (or resume) one run in `run_dir`; returns the list of per-pass metric rows."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
+    if config.optimizer == "adam":
+        raise NotImplementedError("the Adam variant is built by the ablations issue")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = data or mnist.load_mnist()
+    train_x = prepare_inputs(data["train_x"], config, data["train_x"])[:config.train_size].to(device)
+    train_y = data["train_y"][:config.train_size].to(device)
+    test_x = prepare_inputs(data["test_x"], config, data["train_x"]).to(device)
+    test_y = data["test_y"].to(device)
+    n = len(train_x)
+
+    model = LeNet5(config, seed=seed).to(device)
+    params = list(model.parameters())
+    names = [k for k, _ in model.named_parameters()]
+    loss_fn = make_loss(config)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + ORDER)).to(device)
+    hessian_gen = torch.Generator().manual_seed(seed + HESSIAN)
+    metrics, eps_rows, start = [], [], 0
+
+    ckpt_path = run_dir / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt["config"] != config.to_dict() or ckpt["seed"] != seed:
+            raise ValueError(f"{ckpt_path} belongs to another config or seed; use another run directory")
+        model.load_state_dict(ckpt["model"])
+        hessian_gen.set_state(ckpt["hessian_rng"])
+        metrics, eps_rows, start = ckpt["metrics"], ckpt["eps"], ckpt["passes_done"]
+    else:
+        (run_dir / "config.json").write_text(json.dumps(dict(config.to_dict(), seed=seed), indent=1))
+    meta = dict(seed=seed, **provenance(device), resumed_from_pass=start)
+    (run_dir / f"meta_pass{start}.json" if start else run_dir / "meta.json").write_text(json.dumps(meta, indent=1))
+
+    show = Progress(progress, label or f"[seed {seed}]")
+    for p in range(start, config.passes):
+        eta = config.eta[p]
+        t0 = time.perf_counter()
+        if config.optimizer == "sdlm":
+            pick = torch.randperm(n, generator=hessian_gen)[:config.hessian_samples].to(device)
+            h = hessian_diagonal(model, train_x[pick], train_y[pick], loss_fn, config.boundary)
+            eps_by_name = step_sizes(h, eta, config.mu)
+        else:  # plain SGD: one global rate for every parameter
+            eps_by_name = {k: torch.full_like(v, eta) for k, v in model.named_parameters()}
+        stats = eps_stats(eps_by_name)
+        eps = [eps_by_name[k] for k in names]
+        eps_rows += [{"pass": p + 1, "layer": k, **v} for k, v in stats.items()]
+
+        losses = torch.empty(n, device=device)
+        wrong = torch.empty(n, dtype=torch.bool, device=device)
+        for i in range(n):
+            k = order[i]
+            loss, y = online_step(model, params, eps, train_x[k:k + 1], train_y[k:k + 1], loss_fn)
+            losses[i] = loss
+            wrong[i] = y.argmin() != train_y[k]
+            if (i + 1) % CHECK_EVERY == 0 or i + 1 == n:
+                _check_finite(losses, i, p, order, ckpt_path)
+                show.update(p, i + 1, n, t0)
+        seconds = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        train_err, _, train_loss = evaluate(model, train_x, train_y, loss_fn)
+        test_err, test_misses, test_loss = evaluate(model, test_x, test_y, loss_fn)
+        metrics.append({
+            "pass": p + 1, "eta": eta, "train_error_online": wrong.float().mean().item(),
+            "train_loss_online": losses.mean().item(), "train_error": train_err, "train_loss": train_loss,
+            "test_error": test_err, "test_loss": test_loss, "test_misses": test_misses,
+            "eps_min": stats["all"]["min"], "eps_median": stats["all"]["median"], "eps_max": stats["all"]["max"],
+            "seconds": seconds, "eval_seconds": time.perf_counter() - t1, "samples_per_s": n / seconds})
+        atomic_save(dict(model=model.state_dict(), config=config.to_dict(), seed=seed, passes_done=p + 1,
+                         metrics=metrics, eps=eps_rows, hessian_rng=hessian_gen.get_state()), ckpt_path)
+        write_rows(run_dir / "metrics.csv", ("seed",) + METRIC_FIELDS,
+                   [dict(r, seed=seed) for r in metrics])
+        write_rows(run_dir / "eps.csv", ("seed", "pass", "layer", "min", "median", "max"),
+                   [dict(r, seed=seed) for r in eps_rows])
+        show.line(f"pass {p + 1:2d}/{config.passes} eta={eta:.0e} online train err {metrics[-1]['train_error_online']:.2%} "
+                  f"train err {train_err:.2%} test err {test_err:.2%} ({test_misses}) "
+                  f"eps {stats['all']['min']:.1e}..{stats['all']['max']:.1e} {n / seconds:,.0f}/s")
+    return metrics
+
+
+def _check_finite(losses, i, p, order, ckpt_path):
+    chunk = losses[i + 1 - ((i % CHECK_EVERY) + 1):i + 1]
+    bad = (~torch.isfinite(chunk)).nonzero()
+    if len(bad):
+        j = i + 1 - len(chunk) + bad[0].item()
+        kept = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no pass had finished"
+        raise TrainingDiverged(f"loss became {losses[j].item()} in pass {p + 1} at sample {j + 1} "
+                               f"(training pattern #{order[j].item()}); {kept}")
+
