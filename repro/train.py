@@ -107,11 +107,14 @@ def write_rows(path, fields, rows):
 
 
 class Progress:
-    """A per-pass line, and within a pass a bar redrawn in place when the terminal is interactive."""
+    """mode "bar": a per-pass line and, on an interactive terminal, a bar redrawn within the pass;
+    "lines": per-pass lines only (several runs sharing a terminal); None: silent."""
 
-    def __init__(self, enabled, label):
-        self.enabled, self.label = enabled, label
-        self.bar = enabled and sys.stdout.isatty()
+    def __init__(self, mode, label):
+        if mode not in ("bar", "lines", None):
+            raise ValueError(f"progress={mode!r}: expected 'bar', 'lines' or None")
+        self.enabled, self.label = mode is not None, label
+        self.bar = mode == "bar" and sys.stdout.isatty()
 
     def update(self, p, done, total, t0):
         if self.bar:
@@ -125,7 +128,7 @@ class Progress:
             print(("\r" if self.bar else "") + f"{self.label} {text}", flush=True)
 
 
-def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=True, label=None):
+def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress="bar", label=None):
     """Train (or resume) one run in `run_dir`; returns the list of per-pass metric rows."""
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -19,7 +19,7 @@ def small_data():
 
 
 def test_smoke_run_learns_and_records_provenance(tmp_path, small_data):
-    metrics = train(get_config(**SMALL), 0, tmp_path, small_data, progress=False)
+    metrics = train(get_config(**SMALL), 0, tmp_path, small_data, progress=None)
     assert [m["pass"] for m in metrics] == [1, 2]
     assert metrics[-1]["train_error"] < 0.5 and metrics[-1]["test_error"] < 0.6  # chance is 0.9
     assert metrics[-1]["train_error"] != metrics[-1]["test_error"]
@@ -30,13 +30,13 @@ def test_smoke_run_learns_and_records_provenance(tmp_path, small_data):
 
 
 def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, small_data):
-    whole = train(get_config(**SMALL), 5, tmp_path / "whole", small_data, progress=False)
-    train(get_config(**dict(SMALL, passes=1)), 5, tmp_path / "cut", small_data, progress=False)
+    whole = train(get_config(**SMALL), 5, tmp_path / "whole", small_data, progress=None)
+    train(get_config(**dict(SMALL, passes=1)), 5, tmp_path / "cut", small_data, progress=None)
     # "interrupt" after pass 1: the checkpoint holds config passes=1, so continue with the full config
     ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
     ckpt["config"]["passes"] = 2
     torch.save(ckpt, tmp_path / "cut" / "checkpoint.pt")
-    resumed = train(get_config(**SMALL), 5, tmp_path / "cut", small_data, progress=False)
+    resumed = train(get_config(**SMALL), 5, tmp_path / "cut", small_data, progress=None)
     drop = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "eval_seconds", "samples_per_s")} for r in rows]
     assert drop(resumed) == drop(whole)
     a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
@@ -48,11 +48,11 @@ def test_nan_stops_with_pass_and_sample(tmp_path, small_data):
     bad = dict(small_data, train_x=small_data["train_x"].clone())
     bad["train_x"][:] = float("nan")
     with pytest.raises(TrainingDiverged, match=r"pass 1 at sample 1 "):
-        train(get_config(**SMALL), 0, tmp_path, bad, progress=False)
+        train(get_config(**SMALL), 0, tmp_path, bad, progress=None)
 
 
 def test_unavailable_cuda_is_a_clear_error(tmp_path, small_data):
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="cuda"):
-        train(get_config(**SMALL), 0, tmp_path, small_data, device="cuda", progress=False)
+        train(get_config(**SMALL), 0, tmp_path, small_data, device="cuda", progress=None)
