@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SEEDS ?= 0 1 2
 
-.PHONY: venv data test tables reproduce clean-runs
+.PHONY: venv data test tables reproduce bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,7 @@ tables: venv
 
 reproduce: data
 	$(BIN)/python experiments/reproduce.py --seeds $(SEEDS)
+
+BENCH_SECONDS ?= 30
+bench: data
+	BENCH_SECONDS=$(BENCH_SECONDS) $(BIN)/python experiments/bench.py

@@ -25,6 +25,7 @@ from .config import Config
 from .loss import make_loss
 from .model import LeNet5
 from .sdlm import eps_stats, hessian_diagonal, step_sizes
+from .step import make_step
 
 ORDER, HESSIAN = 10_000, 20_000
 CHECK_EVERY = 1000  # patterns between finiteness checks and progress updates
@@ -37,18 +38,20 @@ class TrainingDiverged(RuntimeError):
     pass
 
 
-def online_step(model, params, eps, x, label, loss_fn):
-    """One pattern: penalties, loss, gradient, then w_k <- w_k - eps_k dE/dw_k (in place).
-
-    `params` are the model's parameters and `eps` their step sizes, in the same order. Returns the
-    loss and the penalties computed before the update (for the on-the-fly training error of Fig. 5).
-    """
-    y = model(x)
-    loss = loss_fn(y, label)
-    grads = torch.autograd.grad(loss, params)
-    with torch.no_grad():
-        torch._foreach_addcmul_(params, grads, eps, value=-1)
-    return loss.detach(), y.detach()
+def run_pass(step, params, eps, xs, ys, every_chunk=None):
+    """Online updates on the patterns (xs, ys) in this order: one `step` per pattern. Returns each
+    pattern's loss and predicted class (computed before its update). `every_chunk(done, losses)` is
+    called every CHECK_EVERY patterns and at the end (finiteness checks, progress)."""
+    n = len(xs)
+    losses = torch.empty(n, device=xs.device)
+    preds = torch.empty(n, dtype=torch.long, device=xs.device)
+    for i in range(n):
+        loss, y = step(params, eps, xs[i:i + 1], ys[i:i + 1])
+        losses[i] = loss
+        preds[i] = y.argmin()
+        if every_chunk is not None and ((i + 1) % CHECK_EVERY == 0 or i + 1 == n):
+            every_chunk(i + 1, losses)
+    return losses, preds
 
 
 @torch.no_grad()
@@ -128,8 +131,11 @@ class Progress:
             print(("\r" if self.bar else "") + f"{self.label} {text}", flush=True)
 
 
-def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress="bar", label=None):
-    """Train (or resume) one run in `run_dir`; returns the list of per-pass metric rows."""
+def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress="bar", label=None, compile=True):
+    """Train (or resume) one run in `run_dir`; returns the list of per-pass metric rows.
+
+    `compile` selects the compiled online step (repro.step) over the eager one: the same mathematics,
+    several times faster; it does not change the config."""
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
@@ -145,9 +151,9 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
     n = len(train_x)
 
     model = LeNet5(config, seed=seed).to(device)
-    params = list(model.parameters())
-    names = [k for k, _ in model.named_parameters()]
+    params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}  # the model's storage
     loss_fn = make_loss(config)
+    step, compile_seconds = make_step(config, device, compile)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + ORDER)).to(device)
     hessian_gen = torch.Generator().manual_seed(seed + HESSIAN)
     metrics, eps_rows, start = [], [], 0
@@ -162,7 +168,8 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
         metrics, eps_rows, start = ckpt["metrics"], ckpt["eps"], ckpt["passes_done"]
     else:
         (run_dir / "config.json").write_text(json.dumps(dict(config.to_dict(), seed=seed), indent=1))
-    meta = dict(seed=seed, **provenance(device), resumed_from_pass=start)
+    meta = dict(seed=seed, **provenance(device), resumed_from_pass=start, step="compiled" if compile else "eager",
+                compile_seconds=compile_seconds)
     (run_dir / f"meta_pass{start}.json" if start else run_dir / "meta.json").write_text(json.dumps(meta, indent=1))
 
     show = Progress(progress, label or f"[seed {seed}]")
@@ -176,19 +183,20 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
         else:  # plain SGD: one global rate for every parameter
             eps_by_name = {k: torch.full_like(v, eta) for k, v in model.named_parameters()}
         stats = eps_stats(eps_by_name)
-        eps = [eps_by_name[k] for k in names]
         eps_rows += [{"pass": p + 1, "layer": k, **v} for k, v in stats.items()]
 
-        losses = torch.empty(n, device=device)
-        wrong = torch.empty(n, dtype=torch.bool, device=device)
-        for i in range(n):
-            k = order[i]
-            loss, y = online_step(model, params, eps, train_x[k:k + 1], train_y[k:k + 1], loss_fn)
-            losses[i] = loss
-            wrong[i] = y.argmin() != train_y[k]
-            if (i + 1) % CHECK_EVERY == 0 or i + 1 == n:
-                _check_finite(losses, i, p, order, ckpt_path)
-                show.update(p, i + 1, n, t0)
+        def every_chunk(done, losses):
+            start = done - ((done - 1) % CHECK_EVERY + 1)  # the patterns since the last call
+            bad = (~torch.isfinite(losses[start:done])).nonzero()
+            if len(bad):
+                j = start + bad[0].item()
+                kept = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no pass had finished"
+                raise TrainingDiverged(f"loss became {losses[j].item()} in pass {p + 1} at sample {j + 1} "
+                                       f"(training pattern #{order[j].item()}); {kept}")
+            show.update(p, done, n, t0)
+
+        losses, preds = run_pass(step, params, eps_by_name, train_x[order], train_y[order], every_chunk)
+        wrong = preds != train_y[order]
         seconds = time.perf_counter() - t0
 
         t1 = time.perf_counter()
@@ -210,14 +218,3 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
                   f"train err {train_err:.2%} test err {test_err:.2%} ({test_misses}) "
                   f"eps {stats['all']['min']:.1e}..{stats['all']['max']:.1e} {n / seconds:,.0f}/s")
     return metrics
-
-
-def _check_finite(losses, i, p, order, ckpt_path):
-    chunk = losses[i + 1 - ((i % CHECK_EVERY) + 1):i + 1]
-    bad = (~torch.isfinite(chunk)).nonzero()
-    if len(bad):
-        j = i + 1 - len(chunk) + bad[0].item()
-        kept = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no pass had finished"
-        raise TrainingDiverged(f"loss became {losses[j].item()} in pass {p + 1} at sample {j + 1} "
-                               f"(training pattern #{order[j].item()}); {kept}")
-

@@ -1,0 +1,113 @@
+"""`make bench`: throughput of the faithful online step as `make reproduce` runs it, against a plain
+eager implementation of the same step, measured in one run on this machine.
+
+What is timed: `train.run_pass` (step + per-pattern bookkeeping) over real MNIST patterns with the
+faithful config and first-pass SDLM step sizes, one thread per process, after compilation and a
+warm-up; compile time is reported separately. Also: the aggregate of one such run per core side by
+side (`make reproduce` runs seeds that way), evaluation throughput (70,000 images, as after each pass),
+and the CUDA step when a GPU is present. Writes results/bench/bench.md and prints, last,
+`bench: online_samples_per_s=<N> eager_samples_per_s=<M> speedup=<N/M>x`.
+"""
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup(device="cpu"):
+    from repro import LeNet5, data as mnist, get_config
+    from repro.loss import make_loss
+    from repro.sdlm import hessian_diagonal, step_sizes
+    config = get_config("paper")
+    d = mnist.load_mnist()
+    x, y = d["train_x"][:20_000].to(device), d["train_y"][:20_000].to(device)
+    model = LeNet5(config).to(device)
+    eps = step_sizes(hessian_diagonal(model, x[:500], y[:500], make_loss(config)), config.eta[0], config.mu)
+    params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}
+    return config, model, params, eps, x, y, d
+
+
+def throughput(step, params, eps, x, y, seconds, chunk=1000):
+    """Patterns per second of run_pass over `seconds` (after one warm-up chunk)."""
+    from repro.train import run_pass
+    run_pass(step, params, eps, x[:chunk], y[:chunk])
+    done, t0, i = 0, time.perf_counter(), chunk
+    while time.perf_counter() - t0 < seconds:
+        if i + chunk > len(x):
+            i = 0
+        run_pass(step, params, eps, x[i:i + chunk], y[i:i + chunk])
+        done, i = done + chunk, i + chunk
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return done / (time.perf_counter() - t0)
+
+
+def single(kind, seconds):
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False  # as in make reproduce
+    from repro.step import make_step
+    config, _, params, eps, x, y, _ = setup()
+    step, compile_seconds = make_step(config, compile=(kind == "compiled"))
+    return throughput(step, params, eps, x, y, seconds), compile_seconds
+
+
+def _worker(args):
+    return single(*args)[0]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 30)))
+    ap.add_argument("--out", default=str(ROOT / "results" / "bench"))
+    args = ap.parse_args()
+    from repro.train import evaluate, provenance
+    from repro.loss import make_loss
+
+    online, compile_seconds = single("compiled", args.seconds)
+    print(f"compiled online step: {online:,.0f} samples/s (compile {compile_seconds:.1f} s)", flush=True)
+    eager, _ = single("eager", args.seconds)
+    print(f"eager online step:    {eager:,.0f} samples/s", flush=True)
+
+    cores = os.cpu_count() or 1
+    with mp.get_context("spawn").Pool(cores) as pool:
+        per_process = pool.map(_worker, [("compiled", args.seconds)] * cores)
+    print(f"{cores} runs side by side: {sum(per_process):,.0f} model-samples/s "
+          f"({', '.join(f'{v:,.0f}' for v in per_process)})", flush=True)
+
+    config, model, _, _, _, _, d = setup()
+    images = torch.cat([d["train_x"], d["test_x"]])
+    labels = torch.cat([d["train_y"], d["test_y"]])
+    t0 = time.perf_counter()
+    evaluate(model, images, labels, make_loss(config))
+    eval_rate = len(images) / (time.perf_counter() - t0)
+    print(f"evaluation: {eval_rate:,.0f} images/s ({len(images):,} images in {len(images) / eval_rate:.1f} s, "
+          f"{torch.get_num_threads()} threads)", flush=True)
+
+    cuda = None
+    if torch.cuda.is_available():
+        from repro.step import make_step
+        config, _, params, eps, x, y, _ = setup("cuda")
+        step, _ = make_step(config, "cuda")
+        cuda = throughput(step, params, eps, x, y, args.seconds)
+        print(f"CUDA online step ({torch.cuda.get_device_name()}): {cuda:,.0f} samples/s", flush=True)
+
+    result = dict(online_samples_per_s=online, eager_samples_per_s=eager, speedup=online / eager,
+                  compile_seconds=compile_seconds, parallel_processes=cores,
+                  parallel_model_samples_per_s=sum(per_process), eval_images_per_s=eval_rate,
+                  cuda_samples_per_s=cuda, seconds_per_measurement=args.seconds,
+                  cpu=platform.processor() or platform.machine(), **provenance("cpu"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=1))
+    print(f"bench: online_samples_per_s={online:.0f} eager_samples_per_s={eager:.0f} speedup={online / eager:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
