@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SEEDS ?= 0 1 2
 
-.PHONY: venv data test tables reproduce bench
+.PHONY: venv data test tables reproduce bench search
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,6 @@ reproduce: data
 BENCH_SECONDS ?= 30
 bench: data
 	BENCH_SECONDS=$(BENCH_SECONDS) $(BIN)/python experiments/bench.py
+
+search: data
+	$(BIN)/python experiments/search.py

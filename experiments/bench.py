@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from readme import update_block
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -106,6 +108,19 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=1))
+    cuda_line = f"| CUDA online step | {cuda:,.0f} samples/s |\n" if cuda else ""
+    update_block("bench", f"""Measured by `make bench` ({args.seconds:g} s per measurement) on {result['cpu']}, {cores} cores,
+torch {torch.__version__}, one thread per process; compilation and warm-up excluded:
+
+| what | throughput |
+|---|---|
+| faithful online step, compiled (as `make reproduce` runs it) | {online:,.0f} samples/s |
+| the same step, plain eager PyTorch | {eager:,.0f} samples/s |
+| speed-up | {online / eager:.2f}x |
+| {cores} runs side by side (one process per core) | {sum(per_process):,.0f} model-samples/s |
+| evaluation (70,000 images, batch 1,000) | {eval_rate:,.0f} images/s |
+{cuda_line}| compile time (first call) | {compile_seconds:.1f} s |
+""")
     print(f"bench: online_samples_per_s={online:.0f} eager_samples_per_s={eager:.0f} speedup={online / eager:.2f}x")
 
 

@@ -346,6 +346,14 @@ def load_mnist(root=None, device="cpu") -> dict[str, torch.Tensor]:
     return out
 
 
+def validation_split(data: dict, size: int = 10_000) -> dict:
+    """Model selection without the test set: the first 60,000 - size training images train, the last
+    `size` stand in for the test set (under the "test_*" keys that training reads)."""
+    n = len(data["train_x"]) - size
+    return dict(train_x=data["train_x"][:n], train_y=data["train_y"][:n],
+                test_x=data["train_x"][n:], test_y=data["train_y"][n:])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Fetch and verify MNIST.")
     parser.add_argument("--root", default=None,

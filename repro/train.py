@@ -41,17 +41,19 @@ class TrainingDiverged(RuntimeError):
 def run_pass(step, params, eps, xs, ys, every_chunk=None):
     """Online updates on the patterns (xs, ys) in this order: one `step` per pattern. Returns each
     pattern's loss and predicted class (computed before its update). `every_chunk(done, losses)` is
-    called every CHECK_EVERY patterns and at the end (finiteness checks, progress)."""
+    called every CHECK_EVERY patterns and at the end (finiteness checks, progress).
+
+    The loop body is only the step and two list appends: indexing, stacking and argmin happen once
+    per pass, not once per pattern."""
     n = len(xs)
-    losses = torch.empty(n, device=xs.device)
-    preds = torch.empty(n, dtype=torch.long, device=xs.device)
-    for i in range(n):
-        loss, y = step(params, eps, xs[i:i + 1], ys[i:i + 1])
-        losses[i] = loss
-        preds[i] = y.argmin()
+    losses, penalties = [], []
+    for i, (x, label) in enumerate(zip(xs.split(1), ys.split(1))):
+        loss, y = step(params, eps, x, label)
+        losses.append(loss)
+        penalties.append(y)
         if every_chunk is not None and ((i + 1) % CHECK_EVERY == 0 or i + 1 == n):
             every_chunk(i + 1, losses)
-    return losses, preds
+    return torch.stack(losses), torch.cat(penalties).argmin(1)
 
 
 @torch.no_grad()
@@ -153,7 +155,6 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
     model = LeNet5(config, seed=seed).to(device)
     params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}  # the model's storage
     loss_fn = make_loss(config)
-    step, compile_seconds = make_step(config, device, compile)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + ORDER)).to(device)
     hessian_gen = torch.Generator().manual_seed(seed + HESSIAN)
     metrics, eps_rows, start = [], [], 0
@@ -166,8 +167,11 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
         model.load_state_dict(ckpt["model"])
         hessian_gen.set_state(ckpt["hessian_rng"])
         metrics, eps_rows, start = ckpt["metrics"], ckpt["eps"], ckpt["passes_done"]
+        if start >= config.passes:
+            return metrics  # finished earlier
     else:
         (run_dir / "config.json").write_text(json.dumps(dict(config.to_dict(), seed=seed), indent=1))
+    step, compile_seconds = make_step(config, device, compile)
     meta = dict(seed=seed, **provenance(device), resumed_from_pass=start, step="compiled" if compile else "eager",
                 compile_seconds=compile_seconds)
     (run_dir / f"meta_pass{start}.json" if start else run_dir / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -187,7 +191,7 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
 
         def every_chunk(done, losses):
             start = done - ((done - 1) % CHECK_EVERY + 1)  # the patterns since the last call
-            bad = (~torch.isfinite(losses[start:done])).nonzero()
+            bad = (~torch.isfinite(torch.stack(losses[start:done]))).nonzero()
             if len(bad):
                 j = start + bad[0].item()
                 kept = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no pass had finished"

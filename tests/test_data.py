@@ -199,3 +199,10 @@ def test_real_load_mnist(mnist_raw):
     assert d["train_y"].shape == (60000,) and d["test_y"].dtype == torch.int64
     assert d["train_x"].min().item() == pytest.approx(-0.1)
     assert d["train_x"].max().item() == pytest.approx(1.175)
+
+
+def test_validation_split_holds_out_the_last_training_images():
+    d = {"train_x": torch.arange(10.0).view(10, 1), "train_y": torch.arange(10),
+         "test_x": torch.zeros(3, 1), "test_y": torch.zeros(3, dtype=torch.long)}
+    v = data.validation_split(d, size=4)
+    assert v["train_y"].tolist() == [0, 1, 2, 3, 4, 5] and v["test_y"].tolist() == [6, 7, 8, 9]
