@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # name: overrides of the faithful recipe (repro.config.Config defaults)
 SETTINGS = {
     "recipe": {},
+    "mu=0.02 (text)": dict(mu=0.02),
     "mu=0.05": dict(mu=0.05),
-    "mu=0.1": dict(mu=0.1),
     "boundary=exact": dict(boundary="exact"),
     "j=5": dict(j=5.0),
     "eq8": dict(loss="ml"),

@@ -43,7 +43,7 @@ class Config:
     optimizer: str = "sdlm"
     passes: int = paper.PASSES
     eta: tuple = paper.ETA_SCHEDULE  # global rate per pass (SDLM and SGD)
-    mu: float = paper.MU
+    mu: float = 0.1  # DEPARTURE: the text's 0.02 (paper.MU); chosen on a validation split, see PAPER_NOTES.md
     hessian_samples: int = paper.HESSIAN_SAMPLES
     boundary: str = "paper"  # d2E/dx^2 at F6's outputs: "paper" = 2 (stated for eq. 8), "exact" = the loss's own
     batch_size: int = 1  # online: one update per pattern
@@ -71,7 +71,8 @@ MODERN = dict(activation="relu", subsampling="max", c3="full", output="linear", 
 # modern counterpart; the ablations issue adds the optimiser variants and runs them all.
 VARIANTS = {
     "paper": {},
-    "paper-literal": dict(init_fan_power=1.0, subsampling_input="sum"),  # the text word for word
+    "paper-literal": dict(init_fan_power=1.0, subsampling_input="sum", mu=paper.MU),  # the text word for word
+    "paper-mu0.02": dict(mu=paper.MU),  # the two departures that make it train, the text's mu
     "relu": dict(activation="relu"),
     "average-pool": dict(subsampling="average"),
     "max-pool": dict(subsampling="max"),

@@ -177,6 +177,7 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
     (run_dir / f"meta_pass{start}.json" if start else run_dir / "meta.json").write_text(json.dumps(meta, indent=1))
 
     show = Progress(progress, label or f"[seed {seed}]")
+    ordered_x, ordered_y = train_x[order], train_y[order]  # the same constant order every pass
     for p in range(start, config.passes):
         eta = config.eta[p]
         t0 = time.perf_counter()
@@ -190,17 +191,17 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
         eps_rows += [{"pass": p + 1, "layer": k, **v} for k, v in stats.items()]
 
         def every_chunk(done, losses):
-            start = done - ((done - 1) % CHECK_EVERY + 1)  # the patterns since the last call
-            bad = (~torch.isfinite(torch.stack(losses[start:done]))).nonzero()
+            first = done - ((done - 1) % CHECK_EVERY + 1)  # the patterns since the last call
+            bad = (~torch.isfinite(torch.stack(losses[first:done]))).nonzero()
             if len(bad):
-                j = start + bad[0].item()
+                j = first + bad[0].item()
                 kept = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no pass had finished"
                 raise TrainingDiverged(f"loss became {losses[j].item()} in pass {p + 1} at sample {j + 1} "
                                        f"(training pattern #{order[j].item()}); {kept}")
             show.update(p, done, n, t0)
 
-        losses, preds = run_pass(step, params, eps_by_name, train_x[order], train_y[order], every_chunk)
-        wrong = preds != train_y[order]
+        losses, preds = run_pass(step, params, eps_by_name, ordered_x, ordered_y, every_chunk)
+        wrong = preds != ordered_y
         seconds = time.perf_counter() - t0
 
         t1 = time.perf_counter()
