@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from repro import paper
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # name: overrides of the faithful recipe (repro.config.Config defaults)
 SETTINGS = {
     "recipe": {},
-    "mu=0.02 (text)": dict(mu=0.02),
+    "mu=0.02 (text)": dict(mu=paper.MU),
     "mu=0.05": dict(mu=0.05),
     "boundary=exact": dict(boundary="exact"),
     "j=5": dict(j=5.0),
