@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SEEDS ?= 0 1 2
 
-.PHONY: venv data test tables reproduce bench search
+.PHONY: venv data test tables reproduce bench search ablations
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,6 @@ bench: data
 
 search: data
 	$(BIN)/python experiments/search.py
+
+ablations: data
+	$(BIN)/python experiments/ablations.py --seeds $(SEEDS) $(if $(VARIANTS),--variants $(VARIANTS))

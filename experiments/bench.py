@@ -39,12 +39,13 @@ def setup(device="cpu"):
 def throughput(step, params, eps, x, y, seconds, chunk=1000):
     """Patterns per second of run_pass over `seconds` (after one warm-up chunk)."""
     from repro.train import run_pass
-    run_pass(step, params, eps, x[:chunk], y[:chunk])
+    update = lambda xs, ys: step(params, eps, xs, ys)
+    run_pass(update, x[:chunk], y[:chunk])
     done, t0, i = 0, time.perf_counter(), chunk
     while time.perf_counter() - t0 < seconds:
         if i + chunk > len(x):
             i = 0
-        run_pass(step, params, eps, x[i:i + chunk], y[i:i + chunk])
+        run_pass(update, x[i:i + chunk], y[i:i + chunk])
         done, i = done + chunk, i + chunk
     if x.is_cuda:
         torch.cuda.synchronize()

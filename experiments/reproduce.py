@@ -12,7 +12,6 @@ Runs live in runs/reproduce/<variant>/seed<k>/ with a checkpoint after every pas
 `make reproduce` resumes, and finished runs are not trained again.
 """
 import argparse
-import multiprocessing as mp
 import os
 import shutil
 import statistics
@@ -22,21 +21,10 @@ from pathlib import Path
 import pandas as pd
 
 from readme import update_block
+from runner import run_all
+from repro.config import get_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_one(job):
-    variant, seed, runs_dir, device, progress, overrides = job
-    import torch
-    torch.set_num_threads(1)  # one process per core
-    torch.backends.mkldnn.enabled = False  # oneDNN's per-call overhead dominates batch-1 convolutions
-    from repro.config import get_config
-    from repro.train import train
-    t0 = time.time()
-    train(get_config(variant, **overrides), seed, Path(runs_dir) / variant / f"seed{seed}", device=device,
-          progress=progress, label=f"[{variant} seed {seed}]")
-    return variant, seed, time.time() - t0
 
 
 def collect(runs_dir, jobs, out):
@@ -128,13 +116,8 @@ def main():
     workers = max(1, min(args.workers, len(jobs)))
     progress = "bar" if workers == 1 else "lines"
     t0 = time.time()
-    if workers == 1:
-        for job in jobs:
-            run_one((*job, args.runs, args.device, progress, overrides))
-    else:
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for variant, seed, secs in pool.imap_unordered(run_one, [(*j, args.runs, args.device, progress, overrides) for j in jobs]):
-                print(f"finished {variant} seed {seed} in {secs / 60:.1f} min", flush=True)
+    run_all([(f"{v} seed {s}", get_config(v, **overrides).to_dict(), s, str(Path(args.runs) / v / f"seed{s}"),
+              "train", args.device, progress, "every") for v, s in jobs], workers)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics, eps = collect(args.runs, jobs, out)

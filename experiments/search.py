@@ -7,7 +7,6 @@ Writes results/search/metrics.csv (one row per setting, seed and pass; "val_erro
 the 10,000 held-out training images) and results/search/table.md.
 """
 import argparse
-import multiprocessing as mp
 import os
 import statistics
 from pathlib import Path
@@ -15,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from repro import paper
+from repro.config import get_config
+from runner import run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,20 +30,6 @@ SETTINGS = {
     "bias=0": dict(bias_init="zero"),
     "hessian_samples=5000": dict(hessian_samples=5000),
 }
-
-
-def run_one(job):
-    name, seed, runs_dir = job
-    import torch
-    torch.set_num_threads(1)
-    torch.backends.mkldnn.enabled = False
-    from repro import data as mnist
-    from repro.config import get_config
-    from repro.train import train
-    data = mnist.validation_split(mnist.load_mnist())
-    train(get_config("paper", **SETTINGS[name]), seed, Path(runs_dir) / name / f"seed{seed}", data,
-          progress="lines", label=f"[{name} seed {seed}]")
-    return name, seed
 
 
 def table(metrics):
@@ -68,9 +55,8 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "results" / "search"))
     args = ap.parse_args()
     jobs = [(n, s, args.runs) for s in args.seeds for n in args.settings]
-    with mp.get_context("spawn").Pool(max(1, min(args.workers, len(jobs)))) as pool:
-        for name, seed in pool.imap_unordered(run_one, jobs):
-            print(f"finished {name} seed {seed}", flush=True)
+    run_all([(f"{n} seed {s}", get_config("paper", **SETTINGS[n]).to_dict(), s, str(Path(runs) / n / f"seed{s}"),
+              "validation", "cpu", "lines", "every") for n, s, runs in jobs], args.workers)
     frames = [pd.read_csv(Path(args.runs) / n / f"seed{s}" / "metrics.csv").assign(setting=n) for n, s, _ in jobs]
     metrics = pd.concat(frames).rename(columns={"test_error": "val_error", "test_loss": "val_loss", "test_misses": "val_misses"})
     metrics = metrics[["setting"] + [c for c in metrics.columns if c != "setting"]]

@@ -209,8 +209,13 @@ class NegatedLinear(FullConnection):
     """The modern output: a linear layer whose logits z give penalties y = -z, so that every head is
     read the same way (argmin) and softmax/cross-entropy is eq. 9 without its e^-j term."""
 
+    def __init__(self, in_units, out_units):
+        super().__init__(in_units, out_units)
+        # A buffer, not a bare minus: `curvature` squares coefficients, and (-1)^2 = 1.
+        self.register_buffer("sign", torch.tensor(-1.0), persistent=False)
+
     def forward(self, x):
-        return -super().forward(x)
+        return self.sign * super().forward(x)
 
 
 def init_paper_(layer, scale=paper.INIT_SCALE, fan_power=1.0, bias="uniform"):

@@ -1,17 +1,22 @@
-"""The online step: one pattern's forward pass, loss, gradient and update w_k <- w_k - eps_k dE/dw_k.
+"""The online step: for each pattern of a block, in order, the forward pass, loss, gradient and update
+w_k <- w_k - eps_k dE/dw_k. Online training stays online: pattern i+1 sees the weights pattern i left.
 
-A pure function of (parameters, step sizes, image, label): `params` and `eps` are dicts keyed by
-parameter name; the parameters are updated in place, and the loss and the penalties computed
-before the update are returned (for the on-the-fly training error of Fig. 5).
+A pure function of (parameters, step sizes, images, labels): `params` and `eps` are dicts keyed by
+parameter name; the parameters are updated in place, and each pattern's loss and output penalties,
+computed before its own update, are returned (for the on-the-fly training error of Fig. 5).
 
 Two implementations of the same mathematics:
-- eager: `functional_call` plus `torch.autograd.grad`, the plain PyTorch way;
-- compiled: the same step written with `torch.func.grad_and_value` so that `torch.compile` can turn
-  forward, backward and update into one graph, free of per-operator dispatch at batch size 1.
+- eager: `functional_call` plus `torch.autograd.grad`, one pattern at a time, the plain PyTorch way;
+- compiled: the same updates written with `torch.func.grad_and_value`, BLOCK patterns unrolled into
+  one graph that `torch.compile` turns into one C++ function (inductor's `cpp_wrapper`), so the
+  per-call costs (guards, Python wrapper, dispatch) are paid once per block instead of per pattern.
+  Unrolling changes no arithmetic: the parameters after 4,000 patterns are bit-identical to those of
+  a compiled single-pattern step (measured; PAPER_NOTES.md, "Speed").
 The compiled step closes over no trainable state, so one compilation serves every run of the same
-network shape and loss: it is cached per (network config, loss, device). If compilation fails or is
-unavailable (no C++ compiler, an unsupported platform), `make_step` warns once and returns the eager
-step. `tests/test_step.py` checks the two agree.
+network shape and loss: it is cached per (network config, loss, device) in this process and by
+inductor on disk across processes. If compilation fails or is unavailable (no C++ compiler, an
+unsupported platform), `make_step` warns once and returns the eager step. `tests/test_step.py` checks
+the two agree.
 """
 import time
 import warnings
@@ -23,19 +28,24 @@ from .config import Config
 from .loss import make_loss
 from .model import LeNet5
 
+BLOCK = 8  # patterns per compiled call: 4 gives 4,200/s, 8 gives 5,100/s, 16 no more (make bench, 1 core)
 _COMPILED = {}
 _NETWORK_FIELDS = ("activation", "subsampling", "subsampling_input", "c3", "output", "loss", "j")
 
 
 def eager_step(template, loss_fn):
-    def step(params, eps, x, label):
-        y = functional_call(template, params, (x,))
-        loss = loss_fn(y, label)
-        leaves = list(params.values())
-        grads = torch.autograd.grad(loss, leaves)
-        with torch.no_grad():
-            torch._foreach_addcmul_(leaves, grads, [eps[k] for k in params], value=-1)
-        return loss.detach(), y.detach()
+    def step(params, eps, xs, labels):
+        leaves, rates = list(params.values()), [eps[k] for k in params]
+        losses, outputs = [], []
+        for x, label in zip(xs.split(1), labels.split(1)):
+            y = functional_call(template, params, (x,))
+            loss = loss_fn(y, label)
+            grads = torch.autograd.grad(loss, leaves)
+            with torch.no_grad():
+                torch._foreach_addcmul_(leaves, grads, rates, value=-1)
+            losses.append(loss.detach())
+            outputs.append(y.detach())
+        return torch.stack(losses), torch.cat(outputs)
     return step
 
 
@@ -46,17 +56,23 @@ def functional_step(template, loss_fn):
 
     gradient = grad_and_value(loss_and_penalties, has_aux=True)
 
-    def step(params, eps, x, label):
-        grads, (loss, y) = gradient(params, x, label)
+    def step(params, eps, xs, labels):
+        current, losses, outputs = dict(params), [], []
+        for i in range(len(xs)):  # unrolled when compiled: the block size is a static shape
+            grads, (loss, y) = gradient(current, xs[i:i + 1], labels[i:i + 1])
+            current = {k: w - eps[k] * grads[k] for k, w in current.items()}
+            losses.append(loss.detach())
+            outputs.append(y.detach())
         with torch.no_grad():
             for k, p in params.items():
-                p.sub_(eps[k] * grads[k])
-        return loss.detach(), y.detach()
+                p.copy_(current[k])
+        return torch.stack(losses), torch.cat(outputs)
     return step
 
 
 def make_step(config: Config, device="cpu", compile=True):
-    """(step, seconds spent compiling now: 0 when eager or cached)."""
+    """(step, seconds spent compiling now: 0 when eager or cached). The step takes blocks of any size;
+    the compiled one is compiled for BLOCK patterns (and once more for a shorter last block)."""
     template = LeNet5(config).to(device)
     loss_fn = make_loss(config)
     if not compile:
@@ -64,15 +80,34 @@ def make_step(config: Config, device="cpu", compile=True):
     key = (tuple(getattr(config, f) for f in _NETWORK_FIELDS), str(device))
     if key in _COMPILED:
         return _COMPILED[key], 0.0
-    compiled = torch.compile(functional_step(template, loss_fn), fullgraph=True, dynamic=False)
+    options = {"cpp_wrapper": True} if torch.device(device).type == "cpu" else {}
+    compiled = torch.compile(functional_step(template, loss_fn), fullgraph=True, dynamic=False, options=options)
     params = {k: p.detach().clone().requires_grad_(True) for k, p in template.named_parameters()}
     eps = {k: torch.zeros_like(p) for k, p in params.items()}
     t0 = time.perf_counter()
     try:
-        compiled(params, eps, torch.zeros(1, 1, 32, 32, device=device), torch.zeros(1, dtype=torch.long, device=device))
+        compiled(params, eps, torch.zeros(BLOCK, 1, 32, 32, device=device),
+                 torch.zeros(BLOCK, dtype=torch.long, device=device))
     except Exception as e:  # noqa: BLE001 - whatever broke in the compiler, training can go on eagerly
         warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
                       "training with the eager step instead", RuntimeWarning)
         compiled = eager_step(template, loss_fn)
     _COMPILED[key] = compiled
     return compiled, time.perf_counter() - t0
+
+
+def make_adam_step(model, loss_fn, lr):
+    """The modern recipe's update: one Adam step (PyTorch's defaults but the rate) per mini-batch, on
+    the batch-mean loss. Returns (step, optimizer); step(xs, labels) gives each pattern's share of the
+    batch loss as its loss (so the pass mean is the mean over patterns) and the output penalties.
+    Eager: a mini-batch step is dominated by arithmetic, not by per-call costs."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step(xs, labels):
+        y = model(xs)
+        loss = loss_fn(y, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach().expand(len(xs)), y.detach()
+    return step, optimizer

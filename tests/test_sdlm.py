@@ -165,3 +165,25 @@ def test_step_sizes_and_stats():
     assert eps["c1.weight"].tolist() == pytest.approx([5e-4 / 0.02, 5e-4 / 1.02])
     stats = eps_stats(eps)
     assert stats["all"]["max"] == pytest.approx(0.025) and stats["f6"]["min"] == pytest.approx(5e-4 / 100.02)
+
+
+def test_linear_head_curvature_is_the_exact_hessian_and_non_negative():
+    """The modern head gives penalties y = -(W x + b): the minus is a coefficient whose square is +1.
+    For weights feeding softmax/cross-entropy directly, Gauss-Newton is the exact Hessian diagonal."""
+    torch.manual_seed(0)
+    config = get_config("softmax-ce")
+    model = LeNet5(config).double()
+    x = torch.randn(6, 1, 32, 32, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])
+    loss_fn = make_loss(config)
+    h = hessian_diagonal(model, x, labels, loss_fn)
+    f6 = model.trace(x)[0][-1][1].detach()
+
+    def loss(w, b):
+        return loss_fn(-(f6 @ w.T + b), labels)
+
+    w, b = model.output.weight.detach(), model.output.bias.detach()
+    hw, hb = (torch.autograd.functional.hessian(loss, (w, b))[i][i] for i in (0, 1))
+    torch.testing.assert_close(h["output.weight"], hw.reshape(w.numel(), w.numel()).diagonal().reshape(w.shape), rtol=1e-12, atol=0)
+    torch.testing.assert_close(h["output.bias"], hb.diagonal(), rtol=1e-12, atol=0)
+    assert all((v >= 0).all() for v in h.values())

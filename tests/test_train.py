@@ -6,7 +6,7 @@ import torch
 
 from repro import data as mnist
 from repro.config import get_config
-from repro.train import TrainingDiverged, train
+from repro.train import HESSIAN, ORDER, TrainingDiverged, train
 
 SMALL = dict(train_size=600, passes=2, hessian_samples=100)
 
@@ -45,9 +45,20 @@ def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, small_data):
 
 
 def test_nan_stops_with_pass_and_sample(tmp_path, small_data):
+    # a pattern outside the 100 that estimate the curvature, so the pass starts and meets it mid-way
+    in_hessian = torch.randperm(600, generator=torch.Generator().manual_seed(0 + HESSIAN))[:100]
+    k = next(i for i in range(300, 600) if i not in in_hessian)
+    sample = (torch.randperm(600, generator=torch.Generator().manual_seed(0 + ORDER)) == k).nonzero().item() + 1
+    bad = dict(small_data, train_x=small_data["train_x"].clone())
+    bad["train_x"][k] = float("nan")
+    with pytest.raises(TrainingDiverged, match=rf"pass 1 at sample {sample} \(training pattern #{k}\)"):
+        train(get_config(**SMALL), 0, tmp_path, bad, progress=None)
+
+
+def test_nan_curvature_stops_before_the_pass(tmp_path, small_data):
     bad = dict(small_data, train_x=small_data["train_x"].clone())
     bad["train_x"][:] = float("nan")
-    with pytest.raises(TrainingDiverged, match=r"pass 1 at sample 1 "):
+    with pytest.raises(TrainingDiverged, match=r"step sizes are not finite before pass 1 .*c1"):
         train(get_config(**SMALL), 0, tmp_path, bad, progress=None)
 
 
