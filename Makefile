@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SEEDS ?= 0 1 2
+SEEDS ?=  # empty: each target's default seeds (0 1 2; training-size 0 1)
+SEED_ARGS = $(if $(strip $(SEEDS)),--seeds $(SEEDS))
 
-.PHONY: venv data test tables reproduce bench search ablations
+.PHONY: venv data test tables reproduce bench search ablations distortions training-size figures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +27,16 @@ tables: venv
 	$(BIN)/python experiments/tables.py
 
 reproduce: data
-	$(BIN)/python experiments/reproduce.py --seeds $(SEEDS)
+	$(BIN)/python experiments/reproduce.py $(SEED_ARGS)
+
+distortions: data
+	$(BIN)/python experiments/reproduce.py --experiment distortions $(SEED_ARGS)
+
+training-size: data
+	$(BIN)/python experiments/reproduce.py --experiment training_size $(SEED_ARGS)
+
+figures: data
+	$(BIN)/python experiments/figures.py
 
 BENCH_SECONDS ?= 30
 bench: data
@@ -36,4 +46,4 @@ search: data
 	$(BIN)/python experiments/search.py
 
 ablations: data
-	$(BIN)/python experiments/ablations.py --seeds $(SEEDS) $(if $(VARIANTS),--variants $(VARIANTS))
+	$(BIN)/python experiments/ablations.py $(SEED_ARGS) $(if $(VARIANTS),--variants $(VARIANTS))

@@ -20,6 +20,7 @@ CHOICES = {
     "loss": ("map", "ml", "ce"),
     "boundary": ("paper", "exact"),
     "optimizer": ("sdlm", "sgd", "adam"),
+    "distortions": ("none", "paper", "fresh"),
 }
 
 
@@ -49,6 +50,9 @@ class Config:
     batch_size: int = 1  # online: one update per pattern; the Adam variants use mini-batches
     lr: float = 1e-3  # not in the paper: "sgd": rate of pass 1, scaled down with `eta`; "adam": its constant rate
     train_size: int = 60_000
+    # Sec. III-C: "paper" adds 9 random affine distortions of each pattern, drawn once (600,000 patterns,
+    # passes of train_size); "fresh" distorts 9 in 10 patterns anew every pass (repro/distortions.py)
+    distortions: str = "none"
 
     def __post_init__(self):
         for name, allowed in CHOICES.items():
@@ -87,6 +91,8 @@ VARIANTS = {
     "standardized-input": dict(input="standardized"),
     "sgd": dict(optimizer="sgd"),  # one global rate, no curvature
     "adam": dict(optimizer="adam", batch_size=64),
+    "distortions": dict(distortions="paper"),
+    "distortions-fresh": dict(distortions="fresh"),
     "modern": MODERN,
     "modern+tanh": dict(MODERN, activation="scaled_tanh"),
     "modern+rbf": dict(MODERN, output="rbf", loss="map"),

@@ -45,6 +45,10 @@ MU = 0.02
 HESSIAN_SAMPLES = 500
 FIRST_PASS_EPS_RANGE = (7e-5, 0.016)  # "about", Sec. III-B
 
+# Sec. III-C: the distorted training set, 60,000 originals plus 540,000 random affine distortions
+# of them, trained "with the same training procedure" (20 passes of 60,000 patterns).
+DISTORTED_COPIES = 9
+
 # Sec. III-C and Fig. 9: test error (fraction) of LeNet-5, the training error after 19 passes,
 # and the stated uncertainty of the test figures.
 TEST_ERROR = 0.0095

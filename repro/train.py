@@ -6,8 +6,9 @@ gets one metrics row and an atomic checkpoint, so an interrupted run resumes whe
 with the same numbers as an uninterrupted one.
 
 Randomness has one source per purpose, each seeded from the run's seed: the initial weights
-(`seed`), the pattern order (`seed + ORDER`) and the patterns used to estimate h (`seed + HESSIAN`).
-The order depends on the seed only, so every variant sees the same sequence of patterns.
+(`seed`), the pattern order (`seed + ORDER`), the patterns used to estimate h (`seed + HESSIAN`) and
+the distortions (`seed + DISTORT`, Sec. III-C). The order depends on the seed and the number of
+training patterns only, so every variant without distortions sees the same sequence of patterns.
 """
 import csv
 import functools
@@ -22,13 +23,15 @@ from pathlib import Path
 import torch
 
 from . import data as mnist
+from . import paper
 from .config import Config
+from .distortions import distort, distorted_pool
 from .loss import make_loss
 from .model import LeNet5
 from .sdlm import eps_stats, hessian_diagonal, step_sizes
 from .step import BLOCK, make_adam_step, make_step
 
-ORDER, HESSIAN = 10_000, 20_000
+ORDER, HESSIAN, DISTORT = 10_000, 20_000, 30_000
 CHECK_EVERY = 1000  # patterns between finiteness checks and progress updates
 METRIC_FIELDS = ("pass", "eta", "train_error_online", "train_loss_online", "train_error", "train_loss",
                  "test_error", "test_loss", "test_misses", "eps_min", "eps_median", "eps_max",
@@ -55,6 +58,12 @@ def run_pass(update, xs, ys, block=BLOCK, every_chunk=None):
             every_chunk(done, torch.cat([b[0] for b in blocks[since // block:]]))
             since = done
     return torch.cat([b[0] for b in blocks]), torch.cat([b[1] for b in blocks]).argmin(1)
+
+
+def pass_indices(p, n, order):
+    """Pass p's n patterns when the pool is larger than a pass: consecutive stretches of one constant
+    order of the whole pool, so 20 passes of 60,000 show each of 600,000 patterns twice (Sec. III-C)."""
+    return order[(torch.arange(n, device=order.device) + p * n) % len(order)]
 
 
 @torch.no_grad()
@@ -150,16 +159,24 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     data = data or mnist.load_mnist()
-    train_x = prepare_inputs(data["train_x"], config, data["train_x"])[:config.train_size].to(device)
+    originals = data["train_x"][:config.train_size]
+    train_x = prepare_inputs(originals, config, data["train_x"]).to(device)
     train_y = data["train_y"][:config.train_size].to(device)
     test_x = prepare_inputs(data["test_x"], config, data["train_x"]).to(device)
     test_y = data["test_y"].to(device)
     n = len(train_x)
+    # The patterns training draws from: the originals, or with the paper's distortions the originals
+    # and their 540,000 distorted copies, drawn once per seed.
+    pool_x, pool_y = train_x, train_y
+    if config.distortions == "paper":
+        copies = distorted_pool(originals, paper.DISTORTED_COPIES, torch.Generator().manual_seed(seed + DISTORT))
+        pool_x = prepare_inputs(copies, config, data["train_x"]).to(device)
+        pool_y = train_y.repeat(paper.DISTORTED_COPIES + 1)
 
     model = LeNet5(config, seed=seed).to(device)
     params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}  # the model's storage
     loss_fn = make_loss(config)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + ORDER)).to(device)
+    order = torch.randperm(len(pool_x), generator=torch.Generator().manual_seed(seed + ORDER)).to(device)
     hessian_gen = torch.Generator().manual_seed(seed + HESSIAN)
     metrics, eps_rows, start = [], [], 0
     if config.optimizer == "adam":  # the modern recipe: mini-batches, no step sizes of our own
@@ -168,7 +185,8 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["config"] != config.to_dict() or ckpt["seed"] != seed:
+        stored = {**Config().to_dict(), **ckpt["config"]}  # a field added since then has its default value
+        if stored != config.to_dict() or ckpt["seed"] != seed:
             raise ValueError(f"{ckpt_path} belongs to another config or seed; use another run directory")
         model.load_state_dict(ckpt["model"])
         hessian_gen.set_state(ckpt["hessian_rng"])
@@ -189,7 +207,25 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
     (run_dir / f"meta_pass{start}.json" if start else run_dir / "meta.json").write_text(json.dumps(meta, indent=1))
 
     show = Progress(progress, label or f"[seed {seed}]")
-    ordered_x, ordered_y = train_x[order], train_y[order]  # the same constant order every pass
+    if config.distortions != "paper":
+        ordered_x, ordered_y = train_x[order], train_y[order]  # the same constant order every pass
+
+    def pass_patterns(p):
+        """Pass p's n patterns in training order, and their numbers in the pool."""
+        if config.distortions == "paper":
+            idx = pass_indices(p, n, order)
+            return pool_x[idx], pool_y[idx], idx
+        if config.distortions == "none":
+            return ordered_x, ordered_y, order
+        # "fresh": every pass distorts anew the same share of patterns as the paper's pool holds
+        g = torch.Generator().manual_seed(seed + DISTORT + p)
+        pick = (torch.rand(n, generator=g) < paper.DISTORTED_COPIES / (paper.DISTORTED_COPIES + 1)).nonzero()[:, 0]
+        raw = originals[order.cpu()]
+        raw[pick] = distort(raw[pick], g)
+        return prepare_inputs(raw, config, data["train_x"]).to(device), ordered_y, order
+
+    def describe(k):
+        return f"training pattern #{k}" if k < n else f"distorted copy {k // n} of training pattern #{k % n}"
     for p in range(start, config.passes):
         eta = config.eta[p]  # the pass's global rate: SDLM's eta, SGD's rate, Adam's (constant) rate
         t0 = time.perf_counter()
@@ -197,8 +233,8 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
             update, block, stats, eta = step, config.batch_size, None, config.lr
         else:
             if config.optimizer == "sdlm":
-                pick = torch.randperm(n, generator=hessian_gen)[:config.hessian_samples].to(device)
-                h = hessian_diagonal(model, train_x[pick], train_y[pick], loss_fn, config.boundary)
+                pick = torch.randperm(len(pool_x), generator=hessian_gen)[:config.hessian_samples].to(device)
+                h = hessian_diagonal(model, pool_x[pick], pool_y[pick], loss_fn, config.boundary)
                 eps_by_name = step_sizes(h, eta, config.mu)
             else:  # plain SGD: one global rate for every parameter, the paper's schedule scaled to start at lr
                 eta = config.lr * eta / config.eta[0]
@@ -217,11 +253,12 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
                 j = done - len(losses) + bad[0].item()
                 kept = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no pass had finished"
                 raise TrainingDiverged(f"loss became {losses[bad[0].item()].item()} in pass {p + 1} at sample {j + 1} "
-                                       f"(training pattern #{order[j].item()}); {kept}")
+                                       f"({describe(patterns[j].item())}); {kept}")
             show.update(p, done, n, t0)
 
-        losses, preds = run_pass(update, ordered_x, ordered_y, block, every_chunk)
-        wrong = preds != ordered_y
+        xs, ys, patterns = pass_patterns(p)
+        losses, preds = run_pass(update, xs, ys, block, every_chunk)
+        wrong = preds != ys
         seconds = time.perf_counter() - t0
 
         t1 = time.perf_counter()

@@ -67,3 +67,16 @@ def test_unavailable_cuda_is_a_clear_error(tmp_path, small_data):
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="cuda"):
         train(get_config(**SMALL), 0, tmp_path, small_data, device="cuda", progress=None)
+
+
+def test_distorted_run_and_a_checkpoint_from_before_a_new_config_field(tmp_path, small_data):
+    config = get_config("distortions", **dict(SMALL, passes=1))
+    metrics = train(config, 0, tmp_path, small_data, progress=None)
+    assert metrics[-1]["train_error_online"] < 0.9
+    # a checkpoint written before the field existed resumes: a missing field counts as its default
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    plain = get_config(**dict(SMALL, passes=1))
+    del ckpt["config"]["distortions"]
+    ckpt["config"].update({k: v for k, v in plain.to_dict().items() if k != "distortions"})
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    assert train(plain, 0, tmp_path, small_data, progress=None) == ckpt["metrics"]

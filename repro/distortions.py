@@ -1,0 +1,58 @@
+"""Random planar affine distortions (Sec. III-C): "horizontal and vertical translations, scaling,
+squeezing (simultaneous horizontal compression and vertical elongation, or the reverse), and
+horizontal shearing". The paper gives no ranges; ours are in RANGES and PAPER_NOTES.md says why.
+
+Each distortion maps an output pixel (x, y), centred on the 32x32 field, to the input point
+    A^-1 ((x, y) - t),   A = s [[q, 0], [0, 1/q]] [[1, h], [0, 1]],
+with translation t, scale s, squeeze q and shear h drawn uniformly and independently per image.
+The image is resampled bilinearly by `grid_sample`; what comes from outside the field is background.
+Batched, so distorting 540,000 images costs about a minute on one core, small next to training.
+"""
+import torch
+import torch.nn.functional as F
+
+from . import paper
+
+RANGES = dict(
+    translate=2.0,  # pixels, each axis: the 28x28 digit box has 2 pixels of margin in the 32x32 field
+    scale=0.15,  # s in [0.85, 1.15]: MNIST digits are size-normalised to a 20x20 box
+    squeeze=0.15,  # q in [0.85, 1.15]: width x q, height / q
+    shear=0.3,  # h in [-0.3, 0.3]: x + h y, a slant of up to about 17 degrees
+)
+
+
+def random_affine(n, generator, ranges=RANGES):
+    """(n, 2, 3) `affine_grid` matrices (output -> input, normalised coordinates) of n random distortions."""
+    u = lambda: torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1
+    t = torch.stack([u(), u()], 1) * ranges["translate"] * 2 / paper.INPUT_SIZE  # pixels -> [-1, 1] units
+    s, q, h = 1 + u() * ranges["scale"], 1 + u() * ranges["squeeze"], u() * ranges["shear"]
+    a = torch.zeros(n, 2, 2, dtype=torch.float64)
+    a[:, 0, 0], a[:, 0, 1], a[:, 1, 1] = s * q, s * q * h, s / q
+    inverse = torch.linalg.inv(a)
+    return torch.cat([inverse, -(inverse @ t.unsqueeze(-1))], 2).float()
+
+
+@torch.no_grad()
+def distort(images, generator, ranges=RANGES, batch=10_000):
+    """Randomly distorted copies of `images` (N, 1, 32, 32) in the paper's scaling; same shape."""
+    if images.dim() != 4 or images.shape[1:] != (1, paper.INPUT_SIZE, paper.INPUT_SIZE):
+        raise ValueError(f"distort expects images of shape (N, 1, {paper.INPUT_SIZE}, {paper.INPUT_SIZE}), "
+                         f"got {tuple(images.shape)}")
+    out = torch.empty_like(images)
+    for i in range(0, len(images), batch):
+        x = images[i:i + batch] - paper.INPUT_BACKGROUND  # background 0, so padding with zeros is background
+        grid = F.affine_grid(random_affine(len(x), generator, ranges).to(x.device), list(x.shape), align_corners=False)
+        out[i:i + batch] = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
+                                         align_corners=False) + paper.INPUT_BACKGROUND
+    return out
+
+
+def distorted_pool(images, copies, generator):
+    """The paper's distorted training set: the originals, then `copies` distorted copies of each
+    (pattern k >= N is a copy of original k mod N)."""
+    n = len(images)
+    pool = torch.empty((copies + 1) * n, *images.shape[1:], dtype=images.dtype)
+    pool[:n] = images
+    for k in range(1, copies + 1):
+        pool[k * n:(k + 1) * n] = distort(images, generator)
+    return pool

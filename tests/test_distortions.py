@@ -1,0 +1,63 @@
+"""Random affine distortions (Sec. III-C): the ranges hold, the identity is exact, background stays
+background, and the paper's distorted training set is laid out as the training loop expects."""
+import pytest
+import torch
+
+from repro import data as mnist, paper
+from repro.distortions import RANGES, distort, distorted_pool, random_affine
+from repro.train import pass_indices
+
+IDENTITY = dict(translate=0.0, scale=0.0, squeeze=0.0, shear=0.0)
+
+
+def test_drawn_parameters_stay_in_their_ranges():
+    theta = random_affine(10_000, torch.Generator().manual_seed(0)).double()
+    a = torch.linalg.inv(theta[:, :, :2])  # input -> output: s [[q, q h], [0, 1/q]]
+    t = -(a @ theta[:, :, 2:]).squeeze(-1) * paper.INPUT_SIZE / 2  # in pixels
+    s, q, h = (a[:, 0, 0] * a[:, 1, 1]).sqrt(), (a[:, 0, 0] / a[:, 1, 1]).sqrt(), a[:, 0, 1] / a[:, 0, 0]
+    assert torch.allclose(a[:, 1, 0], torch.zeros(1, dtype=a.dtype), atol=1e-6)  # shear is horizontal only
+    for value, bound in [(t.abs(), RANGES["translate"]), ((s - 1).abs(), RANGES["scale"]),
+                         ((q - 1).abs(), RANGES["squeeze"]), (h.abs(), RANGES["shear"])]:
+        assert value.max() <= bound * (1 + 1e-5) and value.max() > 0.95 * bound  # the whole range is used
+
+
+def test_identity_is_exact():
+    x = mnist.load_mnist()["train_x"][:50]
+    assert torch.equal(distort(x, torch.Generator().manual_seed(1), IDENTITY), x)
+
+
+def test_background_stays_background_and_ink_stays_in_range():
+    blank = torch.full((20, 1, 32, 32), paper.INPUT_BACKGROUND)
+    torch.testing.assert_close(distort(blank, torch.Generator().manual_seed(2)), blank)
+    x = distort(mnist.load_mnist()["train_x"][:500], torch.Generator().manual_seed(3))
+    assert x.min() >= paper.INPUT_BACKGROUND - 1e-6 and x.max() <= paper.INPUT_INK + 1e-6
+
+
+def test_same_seed_same_distortions():
+    x = mnist.load_mnist()["train_x"][:100]
+    a = distort(x, torch.Generator().manual_seed(4))
+    assert torch.equal(a, distort(x, torch.Generator().manual_seed(4)))
+    assert not torch.equal(a, distort(x, torch.Generator().manual_seed(5)))
+
+
+def test_pool_is_originals_then_copies():
+    x = mnist.load_mnist()["train_x"][:30]
+    pool = distorted_pool(x, paper.DISTORTED_COPIES, torch.Generator().manual_seed(0))
+    assert pool.shape == (30 * (paper.DISTORTED_COPIES + 1), 1, 32, 32)
+    assert torch.equal(pool[:30], x) and not torch.equal(pool[30:60], x)
+    # each copy keeps its original's ink roughly (an affine map scales area by s^2 <= 1.15^2)
+    ink = lambda t: (t - paper.INPUT_BACKGROUND).sum((1, 2, 3))
+    ratio = ink(pool[30:]) / ink(x).repeat(paper.DISTORTED_COPIES)
+    assert ratio.min() > (1 - RANGES["scale"]) ** 2 * 0.9 and ratio.max() < (1 + RANGES["scale"]) ** 2 * 1.1
+
+
+def test_wrong_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"\(N, 1, 32, 32\)"):
+        distort(torch.zeros(3, 28, 28), torch.Generator())
+
+
+def test_paper_regime_shows_every_pattern_twice_in_twenty_passes():
+    n, order = 30, torch.randperm(30 * (paper.DISTORTED_COPIES + 1), generator=torch.Generator().manual_seed(0))
+    seen = torch.cat([pass_indices(p, n, order) for p in range(paper.PASSES)])
+    assert len(seen) == paper.PASSES * n
+    assert torch.equal(torch.bincount(seen), torch.full((len(order),), 2))
