@@ -142,7 +142,7 @@ def main():
     from repro.config import VARIANTS, get_config
     from repro.layers import param_count
     from repro.model import LeNet5
-    default = [v for v in VARIANTS if not v.startswith("paper-")]  # paper-literal/-mu0.02 are make reproduce's
+    default = [v for v in VARIANTS if not v.startswith(("paper-", "distortions"))]  # other make targets run those
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=default, choices=list(VARIANTS), metavar="VARIANT")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
