@@ -160,6 +160,15 @@ def test_config_errors():
         get_config(learning_rate=1)
     with pytest.raises(ValueError, match="linear output"):
         Config(output="linear")
+    with pytest.raises(ValueError, match="mini-batches"):
+        Config(optimizer="adam")  # Adam with batch_size 1
+    with pytest.raises(ValueError, match="online"):
+        Config(batch_size=64)  # SDLM with mini-batches
+
+
+def test_overrides_win_over_the_variant():
+    assert get_config("adam").batch_size == 64 and get_config("adam", batch_size=32).batch_size == 32
+    assert get_config("modern+sdlm").optimizer == "sdlm" and get_config("modern+sdlm").activation == "relu"
 
 
 def test_layer_names():
