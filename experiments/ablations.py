@@ -71,10 +71,12 @@ def select(variants, runs):
     for v in [v for v in SEARCH if v in variants]:
         scores = []
         for s in settings(v):
-            m = pd.read_csv(runs / "select" / v / setting_name(s) / f"seed{SELECT_SEED}" / "metrics.csv").iloc[-1]
+            run = pd.read_csv(runs / "select" / v / setting_name(s) / f"seed{SELECT_SEED}" / "metrics.csv")
+            m = run.iloc[-1]
             scores.append((m.test_error, s))
             rows.append(dict(variant=v, **{k: s.get(k) for k in ("lr", "batch_size")}, seed=SELECT_SEED,
-                             val_error=m.test_error, train_error=m.train_error))
+                             val_error=m.test_error, train_error=m.train_error,
+                             minutes=(run.seconds.sum() + run.eval_seconds.sum()) / 60))
         chosen[v] = min(scores, key=lambda t: t[0])[1]  # min keeps the first of equal errors
     for v, parent in INHERIT.items():
         if parent in chosen:
@@ -130,8 +132,7 @@ def plot(last, path):
     base = 100 * last[last.variant == BASELINE].test_error
     if len(base):
         ax.axvspan(base.min(), base.max(), color="tab:green", alpha=0.15, label="faithful recipe, seed range")
-    ax.set(yticks=range(len(variants)), yticklabels=variants, xlabel="test error after 20 passes (%), dots: seeds, bar: mean",
-           xscale="log")
+    ax.set(yticks=range(len(variants)), yticklabels=variants, xlabel="test error after 20 passes (%), dots: seeds, bar: mean")
     ax.invert_yaxis()
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -175,8 +176,11 @@ def main():
     last["minutes"] = metrics.groupby(["variant", "seed"], sort=False).minutes.sum().values
     params = {v: param_count(LeNet5(get_config(v))) for v in variants}
     text = table(last, chosen, params)
-    text += (f"\nThis invocation took {(time.time() - t0) / 60:.1f} min of wall time (runs finished by an earlier "
-             "invocation are read, not retrained).\n")
+    search = selection.minutes.sum() if len(selection) else 0.0
+    text += (f"\nTraining and evaluation time summed over the {len(last)} runs: {last.minutes.sum():.0f} min, and "
+             f"{search:.0f} min for the {len(selection)} runs of the validation search; run side by side, one process "
+             f"per core. This invocation took {(time.time() - t0) / 60:.1f} min of wall time (runs finished by an "
+             "earlier invocation are read, not retrained).\n")
     (out / "table.md").write_text(text)
     plot(last, out / "ablations.png")
     if not quick:
