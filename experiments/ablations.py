@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from readme import update_block
-from runner import run_all
+from runner import job, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 SELECT_SEED = 0
@@ -53,20 +53,20 @@ def setting_name(setting):
     return ",".join(f"{k}={v:g}" for k, v in setting.items())
 
 
-def job(variant, seed, run_dir, split="train", quick=None, **overrides):
+def variant_job(variant, seed, run_dir, split="train", quick=None, **overrides):
     from repro.config import get_config
     label = f"{variant} {setting_name(overrides)} seed {seed}" if overrides else f"{variant} seed {seed}"
-    config = get_config(variant, **overrides, **(quick or {}))
-    return (label, config.to_dict(), seed, str(run_dir), split, "cpu", "lines", "last")
+    return job(label, get_config(variant, **overrides, **(quick or {})), seed, run_dir, split, eval_train="last")
 
 
 def selection_jobs(variants, runs, quick):
-    return [job(v, SELECT_SEED, runs / "select" / v / setting_name(s) / f"seed{SELECT_SEED}", "validation", quick, **s)
+    return [variant_job(v, SELECT_SEED, runs / "select" / v / setting_name(s) / f"seed{SELECT_SEED}", "validation",
+                        quick, **s)
             for v in variants if v in SEARCH for s in settings(v)]
 
 
 def select(variants, runs):
-    """{variant: (chosen overrides, rows of the search)} from the finished selection runs."""
+    """({variant: chosen overrides}, the search as one row per setting) from the finished selection runs."""
     chosen, rows = {}, []
     for v in [v for v in SEARCH if v in variants]:
         scores = []
@@ -158,11 +158,11 @@ def main():
     needs = {v: INHERIT.get(v, v) for v in variants if INHERIT.get(v, v) in SEARCH}
     # first the search and every run that needs no choice, then the runs that use the choices
     first = selection_jobs(sorted(set(needs.values())), runs, quick)
-    first += [job(v, s, runs / v / f"seed{s}", quick=quick) for v in variants if v not in needs for s in args.seeds]
+    first += [variant_job(v, s, runs / v / f"seed{s}", quick=quick) for v in variants if v not in needs for s in args.seeds]
     run_all(first, args.workers)
     chosen, selection = select(set(needs.values()), runs)
-    run_all([job(v, s, runs / v / f"seed{s}", quick=quick, **chosen[v]) for v in variants if v in needs for s in args.seeds],
-            args.workers)
+    run_all([variant_job(v, s, runs / v / f"seed{s}", quick=quick, **chosen[v])
+             for v in variants if v in needs for s in args.seeds], args.workers)
 
     frames = [pd.read_csv(runs / v / f"seed{s}" / "metrics.csv").assign(variant=v) for v in variants for s in args.seeds]
     metrics = pd.concat(frames)

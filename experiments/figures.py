@@ -139,9 +139,8 @@ def best_faithful():
     return best
 
 
-def fig8(out, data, best):
-    experiment, variant, seed, _ = best
-    model = load_run(experiment, variant, seed)
+def fig8(out, data, model, best):
+    _, variant, seed, _ = best
     with torch.no_grad():
         pred = model.predict(data["test_x"])
     wrong = (pred != data["test_y"]).nonzero()[:, 0]
@@ -160,9 +159,8 @@ def fig8(out, data, best):
     return len(wrong)
 
 
-def fig13(out, data, best):
-    experiment, variant, seed, _ = best
-    model = load_run(experiment, variant, seed)
+def fig13(out, data, model, best):
+    _, variant, seed, _ = best
     x = data["test_x"][:1]
     with torch.no_grad():
         record, y = model.trace(x)
@@ -212,8 +210,9 @@ def main():
     if best is None:
         print("fig8, fig13: skipped, run `make reproduce` first")
     else:
-        wrong = fig8(out, data, best)
-        fig13(out, data, best)
+        model = load_run(*best[:3])
+        wrong = fig8(out, data, model, best)
+        fig13(out, data, model, best)
         print(f"fig8: {wrong} misclassified test digits ({best[1]} seed {best[2]}; the paper: 82)")
         lines += ["![fig8](results/figures/fig8_misclassified.png)",
                   f"Fig. 8: the {wrong} test digits that the best faithful run ({best[1]}, seed {best[2]}) gets "

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from readme import update_block
-from runner import run_all
+from runner import job, run_all
 from repro import paper
 from repro.config import get_config
 
@@ -144,8 +144,8 @@ def main():
     workers = max(1, min(args.workers, len(jobs)))
     progress = "bar" if workers == 1 else "lines"
     t0 = time.time()
-    run_all([(f"{name} seed {s}", get_config(variant, **overrides).to_dict(), s, str(runs / name / f"seed{s}"),
-              "train", args.device, progress, "every") for name, variant, overrides, s in jobs], workers)
+    run_all([job(f"{name} seed {s}", get_config(variant, **overrides), s, runs / name / f"seed{s}",
+                 device=args.device, progress=progress) for name, variant, overrides, s in jobs], workers)
     out.mkdir(parents=True, exist_ok=True)
     metrics, eps = collect(runs, [(name, s) for name, _, _, s in jobs], out)
     metrics.to_csv(out / "metrics.csv", index=False)

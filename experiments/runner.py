@@ -8,8 +8,14 @@ import time
 from pathlib import Path
 
 
+def job(label, config, seed, run_dir, split="train", device="cpu", progress="lines", eval_train="every"):
+    """One training for run_all: `config` is a repro Config (sent to the worker as a dict), `split`
+    "train" (all 60,000 images) or "validation" (repro.data.validation_split)."""
+    return (label, config.to_dict(), seed, str(run_dir), split, device, progress, eval_train)
+
+
 def run_one(job):
-    """job: (label, Config as a dict, seed, run directory, data split, device, progress, eval_train)."""
+    """Train one job made by `job` in this process."""
     label, config, seed, run_dir, split, device, progress, eval_train = job
     import torch
     from repro import data as mnist

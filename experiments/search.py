@@ -15,7 +15,7 @@ import pandas as pd
 
 from repro import paper
 from repro.config import get_config
-from runner import run_all
+from runner import job, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,8 +55,8 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "results" / "search"))
     args = ap.parse_args()
     jobs = [(n, s, args.runs) for s in args.seeds for n in args.settings]
-    run_all([(f"{n} seed {s}", get_config("paper", **SETTINGS[n]).to_dict(), s, str(Path(runs) / n / f"seed{s}"),
-              "validation", "cpu", "lines", "every") for n, s, runs in jobs], args.workers)
+    run_all([job(f"{n} seed {s}", get_config("paper", **SETTINGS[n]), s, Path(runs) / n / f"seed{s}", "validation")
+             for n, s, runs in jobs], args.workers)
     frames = [pd.read_csv(Path(args.runs) / n / f"seed{s}" / "metrics.csv").assign(setting=n) for n, s, _ in jobs]
     metrics = pd.concat(frames).rename(columns={"test_error": "val_error", "test_loss": "val_loss", "test_misses": "val_misses"})
     metrics = metrics[["setting"] + [c for c in metrics.columns if c != "setting"]]
