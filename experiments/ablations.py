@@ -20,6 +20,7 @@ Runs live in runs/ablations/ (select/ for the search), each with a checkpoint pe
   table.md        per variant: what changed, parameters, test error mean +- std (min-max), the
                   difference from the faithful recipe and whether it exceeds the seed noise, time
   ablations.png   final test error per variant, every seed shown
+  runs/           each run's config.json and meta.json (seed, versions, git commit, device)
 """
 import argparse
 import itertools
@@ -30,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from readme import update_block
-from runner import job, run_all
+from runner import job, keep_provenance, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 SELECT_SEED = 0
@@ -164,6 +165,13 @@ def main():
     run_all([variant_job(v, s, runs / v / f"seed{s}", quick=quick, **chosen[v])
              for v in variants if v in needs for s in args.seeds], args.workers)
 
+    for v in variants:
+        for s in args.seeds:
+            keep_provenance(runs / v / f"seed{s}", out / "runs" / f"{v}_seed{s}")
+    for v in sorted(set(needs.values())):
+        for s in settings(v):
+            keep_provenance(runs / "select" / v / setting_name(s) / f"seed{SELECT_SEED}",
+                            out / "runs" / "select" / f"{v}_{setting_name(s)}_seed{SELECT_SEED}")
     frames = [pd.read_csv(runs / v / f"seed{s}" / "metrics.csv").assign(variant=v) for v in variants for s in args.seeds]
     metrics = pd.concat(frames)
     metrics = metrics[["variant"] + [c for c in metrics.columns if c != "variant"]]

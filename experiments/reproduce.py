@@ -20,7 +20,6 @@ invocation resumes, and finished runs are not trained again.
 """
 import argparse
 import os
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from readme import update_block
-from runner import job, run_all
+from runner import job, keep_provenance, run_all
 from repro import paper
 from repro.config import get_config
 
@@ -52,18 +51,12 @@ EXPERIMENTS = {  # experiment: (title, rows: (name, variant, overrides, first se
 
 
 def collect(runs_dir, jobs, out):
-    import torch
     metrics, eps = [], []
     for variant, seed in jobs:
         run = Path(runs_dir) / variant / f"seed{seed}"
         metrics.append(pd.read_csv(run / "metrics.csv").assign(variant=variant))
         eps.append(pd.read_csv(run / "eps.csv").assign(variant=variant))
-        dest = out / "runs" / f"{variant}_seed{seed}"
-        dest.mkdir(parents=True, exist_ok=True)
-        for name in os.listdir(run):
-            if name.endswith(".json"):
-                shutil.copy(run / name, dest / name)
-        torch.save(torch.load(run / "checkpoint.pt", weights_only=False)["model"], dest / "model.pt")
+        keep_provenance(run, out / "runs" / f"{variant}_seed{seed}", weights=True)
     first = lambda df: df[["variant"] + [c for c in df.columns if c != "variant"]]
     return first(pd.concat(metrics)), first(pd.concat(eps))
 

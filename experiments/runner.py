@@ -4,6 +4,7 @@ directory with a checkpoint after each pass, so an interrupted invocation resume
 are read, not retrained."""
 import multiprocessing as mp
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -44,3 +45,16 @@ def run_all(jobs, workers=None):
     with mp.get_context("spawn").Pool(workers) as pool:
         for label, secs in pool.imap_unordered(run_one, jobs):
             print(f"finished {label} in {secs / 60:.1f} min", flush=True)
+
+
+def keep_provenance(run_dir, dest, weights=False):
+    """Copy a finished run's config.json and meta*.json (seed, versions, git commit, device) into
+    `dest` under results/, and with `weights` its final state_dict as model.pt."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in os.listdir(run_dir):
+        if name.endswith(".json"):
+            shutil.copy(run_dir / name, dest / name)
+    if weights:
+        import torch
+        torch.save(torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"], dest / "model.pt")

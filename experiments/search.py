@@ -4,7 +4,8 @@ set is never looked at here. Each row changes the faithful recipe in one place; 
 pattern order. Runs are cached in runs/search/<name>/seed<k>/ (an interrupted search resumes).
 
 Writes results/search/metrics.csv (one row per setting, seed and pass; "val_error" is the error on
-the 10,000 held-out training images) and results/search/table.md.
+the 10,000 held-out training images), results/search/table.md and results/search/runs/ (each run's
+config.json and meta.json).
 """
 import argparse
 import os
@@ -15,7 +16,7 @@ import pandas as pd
 
 from repro import paper
 from repro.config import get_config
-from runner import job, run_all
+from runner import job, keep_provenance, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,6 +58,8 @@ def main():
     jobs = [(n, s, args.runs) for s in args.seeds for n in args.settings]
     run_all([job(f"{n} seed {s}", get_config("paper", **SETTINGS[n]), s, Path(runs) / n / f"seed{s}", "validation")
              for n, s, runs in jobs], args.workers)
+    for n, s, runs in jobs:
+        keep_provenance(Path(runs) / n / f"seed{s}", Path(args.out) / "runs" / f"{n}_seed{s}")
     frames = [pd.read_csv(Path(args.runs) / n / f"seed{s}" / "metrics.csv").assign(setting=n) for n, s, _ in jobs]
     metrics = pd.concat(frames).rename(columns={"test_error": "val_error", "test_loss": "val_loss", "test_misses": "val_misses"})
     metrics = metrics[["setting"] + [c for c in metrics.columns if c != "setting"]]
