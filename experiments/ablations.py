@@ -12,8 +12,9 @@ training images, measure on the last 10,000; the test set is never looked at), w
   modern   the same for the modern network; modern+tanh and modern+rbf inherit its choice
 
 The setting with the lowest validation error after the last pass wins (ties: the first listed).
-Runs live in runs/ablations/ (select/ for the search), each with a checkpoint per pass: an interrupted
-`make ablations` resumes and finished runs are read, not retrained. Writes results/ablations/:
+Runs live in runs/ablations/<variant>/[<chosen setting>/]seed<N> (select/ for the search), each with a
+checkpoint per pass: an interrupted `make ablations` resumes, finished runs are read, not retrained,
+and a setting that a changed grid chooses anew trains in its own directory. Writes results/ablations/:
 
   metrics.csv     one row per variant, seed and pass
   selection.csv   the validation search, one row per setting (last pass)
@@ -36,10 +37,12 @@ from runner import job, keep_provenance, run_all
 ROOT = Path(__file__).resolve().parents[1]
 SELECT_SEED = 0
 # variant: {config field: values tried on the validation split}
+# The rates span a factor of 30 and were widened where a first, narrower search chose an end value;
+# the batch sizes are the two ends of the range tutorials use (a bound by design, not searched past).
 SEARCH = {
-    "sgd": dict(lr=[1e-3, 3e-3, 1e-2]),
-    "adam": dict(lr=[3e-4, 1e-3, 3e-3], batch_size=[32, 128]),
-    "modern": dict(lr=[3e-4, 1e-3, 3e-3], batch_size=[32, 128]),
+    "sgd": dict(lr=[3e-4, 1e-3, 3e-3, 1e-2]),
+    "adam": dict(lr=[1e-4, 3e-4, 1e-3, 3e-3], batch_size=[32, 128]),
+    "modern": dict(lr=[3e-4, 1e-3, 3e-3, 1e-2], batch_size=[32, 128]),
 }
 INHERIT = {"modern+tanh": "modern", "modern+rbf": "modern"}  # variants trained with another's choice
 BASELINE = "paper"
@@ -58,6 +61,12 @@ def variant_job(variant, seed, run_dir, split="train", quick=None, **overrides):
     from repro.config import get_config
     label = f"{variant} {setting_name(overrides)} seed {seed}" if overrides else f"{variant} seed {seed}"
     return job(label, get_config(variant, **overrides, **(quick or {})), seed, run_dir, split, eval_train="last")
+
+
+def run_dir(runs, variant, seed, chosen):
+    """A variant's run for one seed; a chosen setting is part of the path, so a new choice trains anew."""
+    where = runs / variant / setting_name(chosen[variant]) if variant in chosen else runs / variant
+    return where / f"seed{seed}"
 
 
 def selection_jobs(variants, runs, quick):
@@ -100,7 +109,8 @@ def table(last, chosen, params):
     for variant, g in last.groupby("variant", sort=False):
         te = g.test_error.tolist()
         sd = f" ± {statistics.stdev(te):.2%}" if len(te) > 1 else ""
-        what = ", ".join(f"{k}={v}" for k, v in VARIANTS[variant].items()) or "the faithful recipe"
+        picked = chosen.get(variant, {})  # a chosen value replaces the variant's placeholder
+        what = ", ".join(f"{k}={v}" for k, v in VARIANTS[variant].items() if k not in picked) or "the faithful recipe"
         if variant in chosen:
             what += "; chosen: " + setting_name(chosen[variant])
         if variant == BASELINE or not base:
@@ -159,20 +169,23 @@ def main():
     needs = {v: INHERIT.get(v, v) for v in variants if INHERIT.get(v, v) in SEARCH}
     # first the search and every run that needs no choice, then the runs that use the choices
     first = selection_jobs(sorted(set(needs.values())), runs, quick)
-    first += [variant_job(v, s, runs / v / f"seed{s}", quick=quick) for v in variants if v not in needs for s in args.seeds]
+    first += [variant_job(v, s, run_dir(runs, v, s, {}), quick=quick)
+              for v in variants if v not in needs for s in args.seeds]
     run_all(first, args.workers)
     chosen, selection = select(set(needs.values()), runs)
-    run_all([variant_job(v, s, runs / v / f"seed{s}", quick=quick, **chosen[v])
-             for v in variants if v in needs for s in args.seeds], args.workers)
+    chosen = {v: c for v, c in chosen.items() if v in variants}
+    run_all([variant_job(v, s, run_dir(runs, v, s, chosen), quick=quick, **chosen[v])
+             for v in chosen for s in args.seeds], args.workers)
 
     for v in variants:
         for s in args.seeds:
-            keep_provenance(runs / v / f"seed{s}", out / "runs" / f"{v}_seed{s}")
+            keep_provenance(run_dir(runs, v, s, chosen), out / "runs" / f"{v}_seed{s}")
     for v in sorted(set(needs.values())):
         for s in settings(v):
             keep_provenance(runs / "select" / v / setting_name(s) / f"seed{SELECT_SEED}",
                             out / "runs" / "select" / f"{v}_{setting_name(s)}_seed{SELECT_SEED}")
-    frames = [pd.read_csv(runs / v / f"seed{s}" / "metrics.csv").assign(variant=v) for v in variants for s in args.seeds]
+    frames = [pd.read_csv(run_dir(runs, v, s, chosen) / "metrics.csv").assign(variant=v)
+              for v in variants for s in args.seeds]
     metrics = pd.concat(frames)
     metrics = metrics[["variant"] + [c for c in metrics.columns if c != "variant"]]
     metrics["minutes"] = (metrics.seconds + metrics.eval_seconds) / 60
