@@ -1,14 +1,17 @@
-"""`make bench`: throughput of the faithful online step as `make reproduce` runs it, against a plain
-eager implementation of the same step, measured in one run on this machine.
+"""`make bench`: throughput of the faithful online step as `make reproduce` runs it (the native
+step of repro/native.py), against a plain eager implementation of the same step, measured in one
+run on this machine.
 
 What is timed: `train.run_pass` (step + per-pattern bookkeeping) over real MNIST patterns with the
-faithful config and first-pass SDLM step sizes, one thread per process, after compilation and a
-warm-up; compile time is reported separately. Also: the aggregate of one such run per core side by
-side (`make reproduce` runs seeds that way), evaluation throughput (70,000 images, as after each pass),
-and the CUDA step when a GPU is present. Writes results/bench/bench.md and prints, last,
+faithful config and first-pass SDLM step sizes, one thread per process, after building and a
+warm-up; build/compile time is reported separately. Also: the torch.compile step (the CUDA path, and
+the CPU fallback without a C compiler), the aggregate of one native run per core side by side
+(`make reproduce` runs seeds that way), evaluation throughput (70,000 images, as after each pass,
+with the native forward pass as training uses it), and the CUDA step when a GPU is present. Writes results/bench/bench.md and prints, last,
 `bench: online_samples_per_s=<N> eager_samples_per_s=<M> speedup=<N/M>x`.
 """
 import argparse
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -53,11 +56,13 @@ def throughput(step, params, eps, x, y, seconds, chunk=1000):
 
 
 def single(kind, seconds):
+    """(samples/s, build or compile seconds) of the step `kind`: native, compiled or eager."""
     torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False  # as in make reproduce
     from repro.step import make_step
     config, _, params, eps, x, y, _ = setup()
-    step, compile_seconds = make_step(config, compile=(kind == "compiled"))
+    step, compile_seconds = make_step(config, compile=kind != "eager", native=kind == "native")
+    assert step.kind == kind, f"asked for the {kind} step, got {step.kind}"
     return throughput(step, params, eps, x, y, seconds), compile_seconds
 
 
@@ -73,36 +78,40 @@ def main():
     from repro.train import evaluate, provenance
     from repro.loss import make_loss
 
-    online, compile_seconds = single("compiled", args.seconds)
-    print(f"compiled online step: {online:,.0f} samples/s (compile {compile_seconds:.1f} s)", flush=True)
+    online, compile_seconds = single("native", args.seconds)
+    print(f"native online step:   {online:,.0f} samples/s (build {compile_seconds:.1f} s)", flush=True)
+    compiled, torch_compile_seconds = single("compiled", args.seconds)
+    print(f"torch.compile step:   {compiled:,.0f} samples/s (compile {torch_compile_seconds:.1f} s)", flush=True)
     eager, _ = single("eager", args.seconds)
     print(f"eager online step:    {eager:,.0f} samples/s", flush=True)
 
     cores = os.cpu_count() or 1
     with mp.get_context("spawn").Pool(cores) as pool:
-        per_process = pool.map(_worker, [("compiled", args.seconds)] * cores)
+        per_process = pool.map(_worker, [("native", args.seconds)] * cores)
     print(f"{cores} runs side by side: {sum(per_process):,.0f} model-samples/s "
           f"({', '.join(f'{v:,.0f}' for v in per_process)})", flush=True)
 
-    config, model, _, _, _, _, d = setup()
+    from repro.step import make_step
+    config, _, params, _, _, _, d = setup()
     images = torch.cat([d["train_x"], d["test_x"]])
     labels = torch.cat([d["train_y"], d["test_y"]])
+    step, _ = make_step(config)
     t0 = time.perf_counter()
-    evaluate(model, images, labels, make_loss(config))
+    evaluate(functools.partial(step.forward, params), images, labels, make_loss(config))
     eval_rate = len(images) / (time.perf_counter() - t0)
     print(f"evaluation: {eval_rate:,.0f} images/s ({len(images):,} images in {len(images) / eval_rate:.1f} s, "
           f"{torch.get_num_threads()} threads)", flush=True)
 
     cuda = None
     if torch.cuda.is_available():
-        from repro.step import make_step
         config, _, params, eps, x, y, _ = setup("cuda")
         step, _ = make_step(config, "cuda")
         cuda = throughput(step, params, eps, x, y, args.seconds)
         print(f"CUDA online step ({torch.cuda.get_device_name()}): {cuda:,.0f} samples/s", flush=True)
 
     result = dict(online_samples_per_s=online, eager_samples_per_s=eager, speedup=online / eager,
-                  compile_seconds=compile_seconds, parallel_processes=cores,
+                  compile_seconds=compile_seconds, torch_compile_samples_per_s=compiled,
+                  torch_compile_seconds=torch_compile_seconds, parallel_processes=cores,
                   parallel_model_samples_per_s=sum(per_process), eval_images_per_s=eval_rate,
                   cuda_samples_per_s=cuda, seconds_per_measurement=args.seconds,
                   cpu=platform.processor() or platform.machine(), **provenance("cpu"))
@@ -115,12 +124,14 @@ torch {torch.__version__}, one thread per process; compilation and warm-up exclu
 
 | what | throughput |
 |---|---|
-| faithful online step, compiled (as `make reproduce` runs it) | {online:,.0f} samples/s |
+| faithful online step, native (as `make reproduce` runs it) | {online:,.0f} samples/s |
+| the same step, torch.compile (the CUDA path; CPUs without a C compiler) | {compiled:,.0f} samples/s |
 | the same step, plain eager PyTorch | {eager:,.0f} samples/s |
-| speed-up | {online / eager:.2f}x |
+| speed-up, native over eager | {online / eager:.2f}x |
 | {cores} runs side by side (one process per core) | {sum(per_process):,.0f} model-samples/s |
 | evaluation (70,000 images, batch 1,000) | {eval_rate:,.0f} images/s |
-{cuda_line}| compile time (first call) | {compile_seconds:.1f} s |
+{cuda_line}| build time of the native step (0 where this machine built it before) | {compile_seconds:.1f} s |
+| compile time of the torch.compile step | {torch_compile_seconds:.1f} s |
 """)
     print(f"bench: online_samples_per_s={online:.0f} eager_samples_per_s={eager:.0f} speedup={online / eager:.2f}x")
 

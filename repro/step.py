@@ -27,6 +27,7 @@ from torch.func import functional_call, grad_and_value
 from .config import Config
 from .loss import make_loss
 from .model import LeNet5
+from .native import NativeStep, NativeUnavailable
 
 BLOCK = 8  # patterns per compiled call: 4 gives 4,200/s, 8 gives 5,100/s, 16 no more (make bench, 1 core)
 _COMPILED = {}
@@ -70,16 +71,26 @@ def functional_step(template, loss_fn):
     return step
 
 
-def make_step(config: Config, device="cpu", compile=True):
-    """(step, seconds spent compiling now: 0 when eager or cached). The step takes blocks of any size;
-    the compiled one is compiled for BLOCK patterns (and once more for a shorter last block)."""
+def make_step(config: Config, device="cpu", compile=True, native=True):
+    """(step, seconds spent building or compiling now: 0 when eager or cached). `step.kind` says which
+    implementation it is: "native" (repro/native.py, the CPU default), "compiled" (torch.compile:
+    CUDA, or a CPU without a C compiler) or "eager". Steps take blocks of any size; the compiled one
+    is compiled for BLOCK patterns (and once more for a shorter last block). `native=False` skips the
+    native step (to test the torch.compile one on a CPU)."""
     template = LeNet5(config).to(device)
     loss_fn = make_loss(config)
     if not compile:
-        return eager_step(template, loss_fn), 0.0
-    key = (tuple(getattr(config, f) for f in _NETWORK_FIELDS), str(device))
+        return _kind(eager_step(template, loss_fn), "eager"), 0.0
+    key = (tuple(getattr(config, f) for f in _NETWORK_FIELDS), str(device), native)
     if key in _COMPILED:
         return _COMPILED[key], 0.0
+    if native and torch.device(device).type == "cpu":
+        t0 = time.perf_counter()
+        try:
+            _COMPILED[key] = NativeStep(template)
+            return _COMPILED[key], time.perf_counter() - t0
+        except NativeUnavailable as e:
+            warnings.warn(f"the native CPU step is unavailable ({e}); using torch.compile instead", RuntimeWarning)
     options = {"cpp_wrapper": True} if torch.device(device).type == "cpu" else {}
     compiled = torch.compile(functional_step(template, loss_fn), fullgraph=True, dynamic=False, options=options)
     params = {k: p.detach().clone().requires_grad_(True) for k, p in template.named_parameters()}
@@ -91,9 +102,16 @@ def make_step(config: Config, device="cpu", compile=True):
     except Exception as e:  # noqa: BLE001 - whatever broke in the compiler, training can go on eagerly
         warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
                       "training with the eager step instead", RuntimeWarning)
-        compiled = eager_step(template, loss_fn)
+        compiled = _kind(eager_step(template, loss_fn), "eager")
+    else:
+        compiled = _kind(compiled, "compiled")
     _COMPILED[key] = compiled
     return compiled, time.perf_counter() - t0
+
+
+def _kind(step, kind):
+    step.kind = kind
+    return step
 
 
 def make_adam_step(model, loss_fn, lr):
