@@ -43,8 +43,16 @@ def compare(variant, kind):
     return fast, step, x
 
 
+def native_or_skip():
+    try:
+        native.library(torch.float64)
+    except native.NativeUnavailable as e:
+        pytest.skip(f"no native step on this machine: {e}")
+
+
 @pytest.mark.parametrize("variant", ONLINE)
 def test_native_step_matches_eager(variant):
+    native_or_skip()
     params, step, x = compare(variant, "native")
     model = LeNet5(get_config(variant)).double()
     model.load_state_dict({k: v.detach() for k, v in params.items()}, strict=False)
@@ -57,6 +65,7 @@ def test_compiled_step_matches_eager():
 
 
 def test_native_step_refuses_bad_input():
+    native_or_skip()
     config = get_config("paper")
     step, _ = step_module.make_step(config)
     params = {k: p.detach() for k, p in LeNet5(config).named_parameters()}
