@@ -5,18 +5,20 @@ A pure function of (parameters, step sizes, images, labels): `params` and `eps` 
 parameter name; the parameters are updated in place, and each pattern's loss and output penalties,
 computed before its own update, are returned (for the on-the-fly training error of Fig. 5).
 
-Two implementations of the same mathematics:
+Three implementations of the same mathematics:
 - eager: `functional_call` plus `torch.autograd.grad`, one pattern at a time, the plain PyTorch way;
-- compiled: the same updates written with `torch.func.grad_and_value`, BLOCK patterns unrolled into
-  one graph that `torch.compile` turns into one C++ function (inductor's `cpp_wrapper`), so the
-  per-call costs (guards, Python wrapper, dispatch) are paid once per block instead of per pattern.
+- native (repro/native.py, the CPU default): the whole step written out in C, about 4x compiled;
+- compiled (CUDA, and CPUs without a C compiler): the same updates written with
+  `torch.func.grad_and_value`, BLOCK patterns unrolled into one graph that `torch.compile` turns
+  into one C++ function on a CPU (inductor's `cpp_wrapper`), so the per-call costs (guards, Python
+  wrapper, dispatch) are paid once per block instead of per pattern.
   Unrolling changes no arithmetic: the parameters after 4,000 patterns are bit-identical to those of
   a compiled single-pattern step (measured; PAPER_NOTES.md, "Speed").
 The compiled step closes over no trainable state, so one compilation serves every run of the same
 network shape and loss: it is cached per (network config, loss, device) in this process and by
 inductor on disk across processes. If compilation fails or is unavailable (no C++ compiler, an
 unsupported platform), `make_step` warns once and returns the eager step. `tests/test_step.py` checks
-the two agree.
+that each agrees with the eager step.
 """
 import time
 import warnings
