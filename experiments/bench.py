@@ -7,7 +7,8 @@ faithful config and first-pass SDLM step sizes, one thread per process, after bu
 warm-up; build/compile time is reported separately. Also: the torch.compile step (the CUDA path, and
 the CPU fallback without a C compiler), the aggregate of one native run per core side by side
 (`make reproduce` runs seeds that way), evaluation throughput (70,000 images, as after each pass,
-with the native forward pass as training uses it), and the CUDA step when a GPU is present. Writes results/bench/bench.md and prints, last,
+with the native forward pass as training uses it), and the CUDA step when a GPU is present. Writes
+results/bench/bench.json and README's bench block, and prints, last,
 `bench: online_samples_per_s=<N> eager_samples_per_s=<M> speedup=<N/M>x`.
 """
 import argparse

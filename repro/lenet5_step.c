@@ -25,8 +25,6 @@ typedef REAL real;
 #define TANH(x) (sizeof(real) == 4 ? tanhf(x) : tanh(x))
 #define EXP(x) (sizeof(real) == 4 ? expf(x) : exp(x))
 #define LOG(x) (sizeof(real) == 4 ? logf(x) : log(x))
-#define SQUASH_A ((real)1.7159)
-#define SQUASH_S ((real)2 / (real)3)
 
 enum { TANH_ACT = 0, RELU_ACT = 1 };
 enum { POOL_TRAINABLE = 0, POOL_AVERAGE = 1, POOL_MAX = 2 };
@@ -37,7 +35,8 @@ enum { C1W, C1B, S2W, S2B, C3W, C3B, S4W, S4B, C5W, C5B, F6W, F6B, OUTW, OUTB, S
 
 typedef struct {
     int act, pool, head, loss, pairs;
-    real pool_scale, j;          /* trainable subsampling: coefficient x pool_scale; eq. 9's j */
+    real squash_a, squash_s;     /* f(a) = A tanh(S a) (repro.paper) */
+    real pool_scale, j;          /* S2/S4: coefficient x pool_scale (the layer's scale); eq. 9's j */
     const int *pair_out, *pair_in; /* C3's connections (Table I, or all 96) */
     const real *prototypes;      /* RBF: 10 x 84 */
 } Net;
@@ -45,9 +44,9 @@ typedef struct {
 static void activate(const Net *net, const real *restrict a, real *restrict f, real *restrict d, int n) {
     if (net->act == TANH_ACT)
         for (int i = 0; i < n; i++) {
-            real t = TANH(SQUASH_S * a[i]);
-            f[i] = SQUASH_A * t;
-            d[i] = SQUASH_A * SQUASH_S * (1 - t * t);
+            real t = TANH(net->squash_s * a[i]);
+            f[i] = net->squash_a * t;
+            d[i] = net->squash_a * net->squash_s * (1 - t * t);
         }
     else
         for (int i = 0; i < n; i++) {
@@ -92,7 +91,7 @@ static void pool_forward(const Net *net, int maps, int side, const real *in, rea
         activate(net, a, f, d, n);
     } else
         for (int q = 0; q < n; q++)
-            f[q] = net->pool == POOL_AVERAGE ? (real)0.25 * pre[q] : pre[q], d[q] = 1;
+            f[q] = net->pool == POOL_AVERAGE ? net->pool_scale * pre[q] : pre[q], d[q] = 1;
 }
 
 /* S2/S4 backward: from dE/df of the output (g_out) to dE/da of the input layer (g_in, which
@@ -103,7 +102,7 @@ static void pool_backward(const Net *net, int maps, int side, const real *g_out,
     int in_side = 2 * side;
     for (int m = 0; m < maps; m++) {
         real gw = 0, gb = 0;
-        real coef = net->pool == POOL_TRAINABLE ? w[m] * net->pool_scale : net->pool == POOL_AVERAGE ? (real)0.25 : 1;
+        real coef = net->pool == POOL_TRAINABLE ? w[m] * net->pool_scale : net->pool == POOL_AVERAGE ? net->pool_scale : 1;
         for (int r = 0; r < side; r++)
             for (int c = 0; c < side; c++) {
                 int q = (m * side + r) * side + c;

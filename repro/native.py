@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from . import paper
 from .model import check_input
 
 SOURCE = Path(__file__).with_name("lenet5_step.c")
@@ -82,6 +83,8 @@ class NativeStep:
         self.pair_out = torch.tensor([m for m, _ in pairs], dtype=torch.int32)
         self.pair_in = torch.tensor([i for _, i in pairs], dtype=torch.int32)
         self.prototypes = template.output.prototypes if self.config.output == "rbf" else None
+        scale = getattr(template.s2, "scale", None)  # the 1/4 of averaging, a buffer of the layer (none for max)
+        self.pool_scale = float(scale) if scale is not None else 1.0
         self._nets = {}
         self._net(torch.float32)  # build now, so that a missing compiler shows at once
 
@@ -92,12 +95,13 @@ class NativeStep:
 
             class Net(ctypes.Structure):
                 _fields_ = [("act", ctypes.c_int), ("pool", ctypes.c_int), ("head", ctypes.c_int),
-                            ("loss", ctypes.c_int), ("pairs", ctypes.c_int), ("pool_scale", real), ("j", real),
+                            ("loss", ctypes.c_int), ("pairs", ctypes.c_int), ("squash_a", real), ("squash_s", real),
+                            ("pool_scale", real), ("j", real),
                             ("pair_out", ctypes.c_void_p), ("pair_in", ctypes.c_void_p), ("prototypes", ctypes.c_void_p)]
 
             prototypes = self.prototypes.to(dtype).contiguous() if self.prototypes is not None else None
             net = Net(CODES["activation"][c.activation], CODES["subsampling"][c.subsampling], CODES["output"][c.output],
-                      CODES["loss"][c.loss], len(self.pair_out), 0.25 if c.subsampling_input == "average" else 1.0,
+                      CODES["loss"][c.loss], len(self.pair_out), paper.SQUASH_A, paper.SQUASH_S, self.pool_scale,
                       float(c.j), self.pair_out.data_ptr(), self.pair_in.data_ptr(),
                       prototypes.data_ptr() if prototypes is not None else None)
             self._nets[dtype] = (lib, net, prototypes)  # the tensors the struct points into stay alive here

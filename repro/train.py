@@ -150,9 +150,9 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
 
     `compile` selects the fast online step (repro.step.make_step: native on a CPU, torch.compile on
     CUDA) over the eager one: the same mathematics, many times faster; it does not change the
-    config. With the native step, evaluation uses its forward pass too. `eval_train="last"` measures the error on
-    the whole training set after the last pass only (the on-the-fly error is recorded every pass),
-    which saves a third of a run's time where only the final numbers are compared."""
+    config. With the native step, evaluation uses its forward pass too. `eval_train="last"`
+    measures the error on the whole training set after the last pass only (the on-the-fly error is
+    recorded every pass), which saves time where only the final numbers are compared."""
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
