@@ -69,9 +69,13 @@ def run_dir(runs, variant, seed, chosen):
     return where / f"seed{seed}"
 
 
+def select_dir(runs, variant, setting):
+    """The validation-search run of one setting."""
+    return runs / "select" / variant / setting_name(setting) / f"seed{SELECT_SEED}"
+
+
 def selection_jobs(variants, runs, quick):
-    return [variant_job(v, SELECT_SEED, runs / "select" / v / setting_name(s) / f"seed{SELECT_SEED}", "validation",
-                        quick, **s)
+    return [variant_job(v, SELECT_SEED, select_dir(runs, v, s), "validation", quick, **s)
             for v in variants if v in SEARCH for s in settings(v)]
 
 
@@ -81,7 +85,7 @@ def select(variants, runs):
     for v in [v for v in SEARCH if v in variants]:
         scores = []
         for s in settings(v):
-            run = pd.read_csv(runs / "select" / v / setting_name(s) / f"seed{SELECT_SEED}" / "metrics.csv")
+            run = pd.read_csv(select_dir(runs, v, s) / "metrics.csv")
             m = run.iloc[-1]
             scores.append((m.test_error, s))
             rows.append(dict(variant=v, **{k: s.get(k) for k in ("lr", "batch_size")}, seed=SELECT_SEED,
@@ -110,7 +114,8 @@ def table(last, chosen, params):
         te = g.test_error.tolist()
         sd = f" ± {statistics.stdev(te):.2%}" if len(te) > 1 else ""
         picked = chosen.get(variant, {})  # a chosen value replaces the variant's placeholder
-        what = ", ".join(f"{k}={v}" for k, v in VARIANTS[variant].items() if k not in picked) or "the faithful recipe"
+        what = ", ".join(f"{k}={v}" for k, v in VARIANTS[variant].items() if k not in picked)
+        what = what or "the faithful recipe"
         if variant in chosen:
             what += "; chosen: " + setting_name(chosen[variant])
         if variant == BASELINE or not base:
@@ -182,8 +187,7 @@ def main():
             keep_provenance(run_dir(runs, v, s, chosen), out / "runs" / f"{v}_seed{s}")
     for v in sorted(set(needs.values())):
         for s in settings(v):
-            keep_provenance(runs / "select" / v / setting_name(s) / f"seed{SELECT_SEED}",
-                            out / "runs" / "select" / f"{v}_{setting_name(s)}_seed{SELECT_SEED}")
+            keep_provenance(select_dir(runs, v, s), out / "runs" / "select" / f"{v}_{setting_name(s)}_seed{SELECT_SEED}")
     frames = [pd.read_csv(run_dir(runs, v, s, chosen) / "metrics.csv").assign(variant=v)
               for v in variants for s in args.seeds]
     metrics = pd.concat(frames)
