@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SEEDS ?=  # empty: each target's default seeds (0 1 2; training-size 0 1)
 SEED_ARGS = $(if $(strip $(SEEDS)),--seeds $(SEEDS))
+# Only a target's full default run writes results/ (and README.md), and only from committed code.
+# SCRATCH=1 sends any run to the git-ignored scratch/ (runs with other SEEDS, VARIANTS or
+# BENCH_SECONDS go there anyway).
+SCRATCH ?=
+SCRATCH_ARG = $(if $(strip $(SCRATCH)),--scratch)
 
 .PHONY: venv data test tables reproduce bench search ablations distortions training-size figures
 
@@ -24,26 +29,26 @@ test: data
 	$(BIN)/python -m pytest -q
 
 tables: venv
-	$(BIN)/python experiments/tables.py
+	$(BIN)/python experiments/tables.py $(SCRATCH_ARG)
 
 reproduce: data
-	$(BIN)/python experiments/reproduce.py $(SEED_ARGS)
+	$(BIN)/python experiments/reproduce.py $(SEED_ARGS) $(SCRATCH_ARG)
 
 distortions: data
-	$(BIN)/python experiments/reproduce.py --experiment distortions $(SEED_ARGS)
+	$(BIN)/python experiments/reproduce.py --experiment distortions $(SEED_ARGS) $(SCRATCH_ARG)
 
 training-size: data
-	$(BIN)/python experiments/reproduce.py --experiment training_size $(SEED_ARGS)
+	$(BIN)/python experiments/reproduce.py --experiment training_size $(SEED_ARGS) $(SCRATCH_ARG)
 
 figures: data
-	$(BIN)/python experiments/figures.py
+	$(BIN)/python experiments/figures.py $(SCRATCH_ARG)
 
 BENCH_SECONDS ?= 30
 bench: data
-	BENCH_SECONDS=$(BENCH_SECONDS) $(BIN)/python experiments/bench.py
+	BENCH_SECONDS=$(BENCH_SECONDS) $(BIN)/python experiments/bench.py $(SCRATCH_ARG)
 
 search: data
-	$(BIN)/python experiments/search.py
+	$(BIN)/python experiments/search.py $(SCRATCH_ARG)
 
 ablations: data
-	$(BIN)/python experiments/ablations.py $(SEED_ARGS) $(if $(VARIANTS),--variants $(VARIANTS))
+	$(BIN)/python experiments/ablations.py $(SEED_ARGS) $(if $(VARIANTS),--variants $(VARIANTS)) $(SCRATCH_ARG)

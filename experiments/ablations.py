@@ -14,7 +14,10 @@ training images, measure on the last 10,000; the test set is never looked at), w
 The setting with the lowest validation error after the last pass wins (ties: the first listed).
 Runs live in runs/ablations/<variant>/[<chosen setting>/]seed<N> (select/ for the search), each with a
 checkpoint per pass: an interrupted `make ablations` resumes, finished runs are read, not retrained,
-and a setting that a changed grid chooses anew trains in its own directory. Writes results/ablations/:
+and a setting that a changed grid chooses anew trains in its own directory. Only the full default run
+(all default variants and seeds, no --passes) writes results/ and README.md, and only from committed
+code; any other run, or one with --scratch, writes scratch/results/ablations/ and caches runs in
+scratch/runs/ablations/. Writes results/ablations/:
 
   metrics.csv     one row per variant, seed and pass
   selection.csv   the validation search, one row per setting (last pass)
@@ -27,14 +30,14 @@ import argparse
 import itertools
 import statistics
 import time
-from pathlib import Path
 
 import pandas as pd
 
 from readme import update_block
-from runner import job, keep_provenance, run_all
+from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
+                    output_dirs, quick_overrides, run_all, validated)
 
-ROOT = Path(__file__).resolve().parents[1]
+SEEDS = [0, 1, 2]
 SELECT_SEED = 0
 # variant: {config field: values tried on the validation split}
 # The rates span a factor of 30 and were widened where a first, narrower search chose an end value;
@@ -162,20 +165,29 @@ def main():
     default = [v for v in VARIANTS if not v.startswith(("paper-", "distortions"))]  # other make targets run those
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=default, choices=list(VARIANTS), metavar="VARIANT")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--runs", default=str(ROOT / "runs" / "ablations"))
-    ap.add_argument("--out", default=str(ROOT / "results" / "ablations"))
-    ap.add_argument("--passes", type=int, help="fewer passes, for a quick look (not the protocol)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    ap.add_argument("--workers", type=at_least_one, default=None)
+    ap.add_argument("--passes", type=at_least_one, help="fewer passes, for a quick look (not the protocol)")
+    add_scratch_arg(ap)
     args = ap.parse_args()
-    quick = dict(passes=args.passes) if args.passes else {}
-    runs, out, t0 = Path(args.runs), Path(args.out), time.time()
+    quick = quick_overrides(args)
+    scratch = bool(quick) or args.variants != default or args.seeds != SEEDS or args.scratch
     variants = list(dict.fromkeys(([BASELINE] if BASELINE not in args.variants else []) + args.variants))
     needs = {v: INHERIT.get(v, v) for v in variants if INHERIT.get(v, v) in SEARCH}
-    # first the search and every run that needs no choice, then the runs that use the choices
-    first = selection_jobs(sorted(set(needs.values())), runs, quick)
-    first += [variant_job(v, s, run_dir(runs, v, s, {}), quick=quick)
-              for v in variants if v not in needs for s in args.seeds]
+    out, runs = output_dirs("ablations", scratch, overrides=quick)
+
+    def build_first_jobs():
+        """The search and every run that needs no choice. The runs that use a choice are built after
+        the search, so every setting the search may choose is checked here, before anything trains."""
+        check_seeds(args.seeds)
+        for v in needs:
+            for setting in settings(needs[v]):
+                get_config(v, **setting, **quick)
+        return selection_jobs(sorted(set(needs.values())), runs, quick) + [
+            variant_job(v, s, run_dir(runs, v, s, {}), quick=quick) for v in variants if v not in needs for s in args.seeds]
+    first = validated(ap, build_first_jobs)
+    confirm_outputs("make ablations", scratch, out, runs)
+    t0 = time.time()
     run_all(first, args.workers)
     chosen, selection = select(set(needs.values()), runs)
     chosen = {v: c for v, c in chosen.items() if v in variants}
@@ -208,7 +220,7 @@ def main():
              "earlier invocation are read, not retrained).\n")
     (out / "table.md").write_text(text)
     plot(last, out / "ablations.png")
-    if not quick:
+    if not scratch:
         update_block("ablations", text.split("\n", 1)[1] + "\n![ablations](results/ablations/ablations.png)\n")
     print(text)
 

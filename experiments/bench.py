@@ -7,24 +7,25 @@ faithful config and first-pass SDLM step sizes, one thread per process, after bu
 warm-up; build/compile time is reported separately. Also: the torch.compile step (the CUDA path, and
 the CPU fallback without a C compiler), the aggregate of one native run per core side by side
 (`make reproduce` runs seeds that way), evaluation throughput (70,000 images, as after each pass,
-with the native forward pass as training uses it), and the CUDA step when a GPU is present. Writes
+with the native forward pass as training uses it), the opt-in CPU-specific native build
+(REPRO_NATIVE_FAST=1: what the portable arithmetic costs), and the CUDA step when a GPU is present. Writes
 results/bench/bench.json and README's bench block, and prints, last,
-`bench: online_samples_per_s=<N> eager_samples_per_s=<M> speedup=<N/M>x`.
+`bench: online_samples_per_s=<N> eager_samples_per_s=<M> speedup=<N/M>x`. Only the full default run
+(30 s per measurement) writes results/ and README.md, and only from committed code; shorter or longer
+measurements (--seconds, make: BENCH_SECONDS) or --scratch write scratch/results/bench/ instead.
 """
 import argparse
-import functools
 import json
 import multiprocessing as mp
 import os
-import platform
 import time
-from pathlib import Path
 
 import torch
 
 from readme import update_block
+from runner import add_scratch_arg, confirm_outputs, output_dirs
 
-ROOT = Path(__file__).resolve().parents[1]
+SECONDS = 30.0  # per measurement, in the full default run
 
 
 def setup(device="cpu"):
@@ -57,12 +58,15 @@ def throughput(step, params, eps, x, y, seconds, chunk=1000):
 
 
 def single(kind, seconds):
-    """(samples/s, build or compile seconds) of the step `kind`: native, compiled or eager."""
+    """(samples/s, build or compile seconds) of the step `kind`: native, native-fast (the opt-in
+    CPU-specific build: call it in a process of its own, it sets REPRO_NATIVE_FAST), compiled or eager."""
     torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False  # as in make reproduce
+    if kind == "native-fast":
+        os.environ["REPRO_NATIVE_FAST"] = "1"
     from repro.step import make_step
     config, _, params, eps, x, y, _ = setup()
-    step, compile_seconds = make_step(config, compile=kind != "eager", native=kind == "native")
+    step, compile_seconds = make_step(config, compile=kind != "eager", native=kind.startswith("native"))
     assert step.kind == kind, f"asked for the {kind} step, got {step.kind}"
     return throughput(step, params, eps, x, y, seconds), compile_seconds
 
@@ -73,14 +77,23 @@ def _worker(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 30)))
-    ap.add_argument("--out", default=str(ROOT / "results" / "bench"))
+    ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS") or SECONDS))
+    add_scratch_arg(ap)
     args = ap.parse_args()
-    from repro.train import evaluate, provenance
-    from repro.loss import make_loss
+    if not args.seconds > 0:
+        ap.error(f"argument --seconds: must be positive, got {args.seconds:g}")
+    scratch = args.seconds != SECONDS or args.scratch
+    out, _ = output_dirs("bench", scratch)
+    confirm_outputs("make bench", scratch, out)
+    from repro.provenance import provenance
+    from repro.train import evaluate
 
     online, compile_seconds = single("native", args.seconds)
     print(f"native online step:   {online:,.0f} samples/s (build {compile_seconds:.1f} s)", flush=True)
+    with mp.get_context("spawn").Pool(1) as pool:
+        fast = pool.apply(_worker, (("native-fast", args.seconds),))
+    print(f"native, CPU-specific:  {fast:,.0f} samples/s (REPRO_NATIVE_FAST=1; portable build at "
+          f"{online / fast:.0%} of it)", flush=True)
     compiled, torch_compile_seconds = single("compiled", args.seconds)
     print(f"torch.compile step:   {compiled:,.0f} samples/s (compile {torch_compile_seconds:.1f} s)", flush=True)
     eager, _ = single("eager", args.seconds)
@@ -98,7 +111,7 @@ def main():
     labels = torch.cat([d["train_y"], d["test_y"]])
     step, _ = make_step(config)
     t0 = time.perf_counter()
-    evaluate(functools.partial(step.forward, params), images, labels, make_loss(config))
+    evaluate(step, params, images, labels)
     eval_rate = len(images) / (time.perf_counter() - t0)
     print(f"evaluation: {eval_rate:,.0f} images/s ({len(images):,} images in {len(images) / eval_rate:.1f} s, "
           f"{torch.get_num_threads()} threads)", flush=True)
@@ -110,22 +123,25 @@ def main():
         cuda = throughput(step, params, eps, x, y, args.seconds)
         print(f"CUDA online step ({torch.cuda.get_device_name()}): {cuda:,.0f} samples/s", flush=True)
 
-    result = dict(online_samples_per_s=online, eager_samples_per_s=eager, speedup=online / eager,
+    result = dict(online_samples_per_s=online, fast_native_samples_per_s=fast, eager_samples_per_s=eager,
+                  speedup=online / eager,
                   compile_seconds=compile_seconds, torch_compile_samples_per_s=compiled,
                   torch_compile_seconds=torch_compile_seconds, parallel_processes=cores,
                   parallel_model_samples_per_s=sum(per_process), eval_images_per_s=eval_rate,
-                  cuda_samples_per_s=cuda, seconds_per_measurement=args.seconds,
-                  cpu=platform.processor() or platform.machine(), **provenance("cpu"))
-    out = Path(args.out)
+                  cuda_samples_per_s=cuda, seconds_per_measurement=args.seconds, **provenance("cpu"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=1))
+    print(f"wrote {out / 'bench.json'}")
     cuda_line = f"| CUDA online step | {cuda:,.0f} samples/s |\n" if cuda else ""
-    update_block("bench", f"""Measured by `make bench` ({args.seconds:g} s per measurement) on {result['cpu']}, {cores} cores,
+    if not scratch:
+        update_block("bench", f"""Measured by `make bench` ({args.seconds:g} s per measurement) on {result['cpu_model']}, {cores} cores,
 torch {torch.__version__}, one thread per process; compilation and warm-up excluded:
 
 | what | throughput |
 |---|---|
-| faithful online step, native (as `make reproduce` runs it) | {online:,.0f} samples/s |
+| faithful online step, native (as `make reproduce` runs it: the same bits on every x86-64 CPU) | {online:,.0f} samples/s |
+| the same step, CPU-specific native build (`REPRO_NATIVE_FAST=1`, exploration only) | {fast:,.0f} samples/s |
+| cost of portable numbers (portable over CPU-specific) | {online / fast:.0%} of the speed |
 | the same step, torch.compile (the CUDA path; CPUs without a C compiler) | {compiled:,.0f} samples/s |
 | the same step, plain eager PyTorch | {eager:,.0f} samples/s |
 | speed-up, native over eager | {online / eager:.2f}x |

@@ -9,6 +9,9 @@ runs are missing is skipped with a note naming the make target that produces the
   fig7_distortions        training digits and random distortions of them (repro/distortions.py)
   fig8_misclassified      the test digits the best faithful network gets wrong, true -> predicted
   fig13_feature_maps      C1, S2, C3 and S4 of that network on one test digit
+
+It writes results/figures/ and README's figures block only from committed code; with --scratch it
+writes scratch/results/figures/ instead (it still reads the committed results/).
 """
 import argparse
 import json
@@ -28,6 +31,7 @@ from repro.config import Config  # noqa: E402
 from repro.distortions import distort  # noqa: E402
 from repro.prototypes import prototypes  # noqa: E402
 from readme import update_block  # noqa: E402
+from runner import add_scratch_arg, confirm_outputs, output_dirs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -187,8 +191,10 @@ def fig13(out, data, model, best):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(RESULTS / "figures"))
-    out = Path(ap.parse_args().out)
+    add_scratch_arg(ap)
+    scratch = ap.parse_args().scratch
+    out, _ = output_dirs("figures", scratch)
+    confirm_outputs("make figures", scratch, out)
     out.mkdir(parents=True, exist_ok=True)
     data = mnist.load_mnist()
     fig3(out)
@@ -223,7 +229,8 @@ def main():
                   "![feature maps](results/figures/fig13_feature_maps.png)",
                   "Feature maps of the same network on the first test digit: C1 and S2 keep the stroke "
                   "layout, C3 and S4 respond to parts of it.", ""]
-    update_block("figures", "\n".join(lines))
+    if not scratch:
+        update_block("figures", "\n".join(lines))
     print(f"figures in {out}")
 
 

@@ -16,7 +16,9 @@ training_size  Fig. 6: the recipe on the first 15,000 and 30,000 training images
                60,000 point is `make reproduce`'s)
 
 Runs live in runs/<experiment>/<variant>/seed<k>/ with a checkpoint after every pass: an interrupted
-invocation resumes, and finished runs are not trained again.
+invocation resumes, and finished runs are not trained again. Only the full default run (no --passes
+or --train-size, the default seeds) writes results/ and README.md, and only from committed code; any
+other run, or one with --scratch, writes scratch/results/<experiment>/ and scratch/runs/<experiment>/.
 """
 import argparse
 import os
@@ -27,11 +29,11 @@ from pathlib import Path
 import pandas as pd
 
 from readme import update_block
-from runner import job, keep_provenance, run_all
+from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
+                    output_dirs, quick_overrides, run_all, train_size, validated)
 from repro import paper
 from repro.config import get_config
 
-ROOT = Path(__file__).resolve().parents[1]
 PAPER_ROW = {  # what the paper reports for each experiment: (label, test error, training error)
     "reproduce": ("paper (Sec. III-B)", paper.TEST_ERROR, paper.TRAIN_ERROR),
     "distortions": ("paper (Sec. III-C), with distortions", paper.TEST_ERROR_DISTORTED, None),
@@ -122,23 +124,31 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--experiment", default="reproduce", choices=list(EXPERIMENTS))
     ap.add_argument("--seeds", type=int, nargs="+", help="default: the experiment's (see above)")
-    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--workers", type=at_least_one, default=os.cpu_count())
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--passes", type=int, help="fewer passes, for a quick look (not the paper's recipe)")
-    ap.add_argument("--train-size", type=int, help="train on the first N images, for a quick look")
+    ap.add_argument("--passes", type=at_least_one, help="fewer passes, for a quick look (not the paper's recipe)")
+    ap.add_argument("--train-size", type=train_size, help="train on the first N images, for a quick look")
+    add_scratch_arg(ap)
     args = ap.parse_args()
     experiment = args.experiment
     title, rows, default_seeds = EXPERIMENTS[experiment]
     seeds = args.seeds or default_seeds
-    runs, out = ROOT / "runs" / experiment, ROOT / "results" / experiment
-    quick = {k: v for k, v in dict(passes=args.passes, train_size=args.train_size).items() if v}
+    quick = quick_overrides(args)
+    scratch = bool(quick) or seeds != default_seeds or args.scratch
     jobs = [(name, variant, {**overrides, **quick}, s) for name, variant, overrides, first in rows
             for s in (seeds[:1] if first else seeds)]
+
+    def build_configs():  # every config this invocation trains, checked before any of them trains
+        check_seeds(seeds)
+        return [get_config(variant, **overrides) for _, variant, overrides, _ in jobs]
+    configs = validated(ap, build_configs)
+    out, runs = output_dirs(experiment, scratch, overrides=quick)
+    confirm_outputs("make " + experiment.replace("_", "-"), scratch, out, runs)
     workers = max(1, min(args.workers, len(jobs)))
     progress = "bar" if workers == 1 else "lines"
     t0 = time.time()
-    run_all([job(f"{name} seed {s}", get_config(variant, **overrides), s, runs / name / f"seed{s}",
-                 device=args.device, progress=progress) for name, variant, overrides, s in jobs], workers)
+    run_all([job(f"{name} seed {s}", config, s, runs / name / f"seed{s}", device=args.device, progress=progress)
+             for (name, _, _, s), config in zip(jobs, configs)], workers)
     out.mkdir(parents=True, exist_ok=True)
     metrics, eps = collect(runs, [(name, s) for name, _, _, s in jobs], out)
     metrics.to_csv(out / "metrics.csv", index=False)
@@ -147,9 +157,10 @@ def main():
     (out / "summary.md").write_text(text)
     paper_test = PAPER_ROW[experiment][1] if PAPER_ROW[experiment] else paper.TEST_ERROR
     learning_curves(metrics, out / "learning_curves.png", paper_test)
-    if not quick:
+    if not scratch:
         update_block(experiment, text.split("\n", 1)[1] + f"\n![learning curves](results/{experiment}/learning_curves.png)\n")
     print((out / "summary.md").read_text())
+    print(f"results in {out}")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,18 @@
 nothing from more threads, and the processes do not compete for cores). Every run lives in its own
 directory with a checkpoint after each pass, so an interrupted invocation resumes and finished runs
 are read, not retrained."""
+import argparse
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
+
+from repro import paper
+from repro.provenance import DirtyTree, library_sha256, require_clean_code
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def job(label, config, seed, run_dir, split="train", device="cpu", progress="lines", eval_train="every"):
@@ -24,14 +31,12 @@ def run_one(job):
     from repro.train import train
     config = Config(**config)
     torch.set_num_threads(1)
-    # oneDNN's per-call overhead dominates batch-1 convolutions; mini-batches are faster with it
-    torch.backends.mkldnn.enabled = config.batch_size > 1
     data = mnist.load_mnist()
     if split == "validation":
         data = mnist.validation_split(data)
     t0 = time.time()
     train(config, seed, Path(run_dir), data, device=device, progress=progress, label=f"[{label}]",
-          eval_train=eval_train)
+          eval_train=eval_train, require_portable=not in_scratch(run_dir))
     return label, time.time() - t0
 
 
@@ -48,13 +53,102 @@ def run_all(jobs, workers=None):
 
 
 def keep_provenance(run_dir, dest, weights=False):
-    """Copy a finished run's config.json and meta*.json (seed, versions, git commit, device) into
-    `dest` under results/, and with `weights` its final state_dict as model.pt."""
+    """Make `dest` a copy of a finished run's config.json and meta*.json (seed, versions, git commit,
+    device), and with `weights` its final state_dict as model.pt. `dest` is emptied first, so a file
+    of an earlier run kept there (a meta_pass12.json of a resumed run) cannot pass for this run's."""
     run_dir, dest = Path(run_dir), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
     for name in os.listdir(run_dir):
         if name.endswith(".json"):
             shutil.copy(run_dir / name, dest / name)
     if weights:
         import torch
-        torch.save(torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"], dest / "model.pt")
+        torch.save(torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"], dest / "model.pt")
+
+
+# Where an invocation writes. Only a target's full default run may write results/ (and README.md);
+# anything less (fewer passes or images, other seeds, a subset, --scratch) goes under scratch/, which
+# git ignores, so a quick look can neither replace committed results nor leave a checkpoint in runs/
+# that the full run would then refuse as belonging to another config.
+
+def output_dirs(experiment, quick, root=ROOT, overrides=None):
+    """(results dir, run-cache dir) of one invocation: results/<experiment> and runs/<experiment> for
+    a full default run, scratch/results/<experiment> and scratch/runs/<experiment>/code-<library
+    hash>/[<overrides>] otherwise. train() refuses to resume a checkpoint made with another config or
+    by other library code; quick runs, made while the code changes, therefore cache per code version
+    and per set of config `overrides`, and a changed library trains them anew instead of failing."""
+    if not quick:
+        return Path(root) / "results" / experiment, Path(root) / "runs" / experiment
+    scratch = Path(root) / "scratch"
+    runs = scratch / "runs" / experiment / f"code-{library_sha256()[:12]}"
+    if overrides:
+        runs = runs / ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    return scratch / "results" / experiment, runs
+
+
+def in_scratch(path, root=ROOT):
+    """Whether `path` is a quick run's (under scratch/): only those may use a step whose numbers
+    depend on the CPU (REPRO_NATIVE_FAST, torch.compile, CUDA); runs for results/ refuse one."""
+    return Path(path).resolve().is_relative_to((Path(root) / "scratch").resolve())
+
+
+def confirm_outputs(target, quick, results, runs=None):
+    """Called once the invocation's arguments are checked, before it trains or writes: a quick run
+    says where it writes; a full run checks that the code is committed, and otherwise exits with
+    status 2 and DirtyTree's message (a traceback would bury the one line that says what to do)."""
+    if quick:
+        cache = f" and caching runs in {runs}" if runs else ""
+        print(f"not the full `{target}`: writing {results}{cache}", flush=True)
+        return
+    try:
+        require_clean_code(target)
+    except DirtyTree as e:
+        print(e, file=sys.stderr)
+        sys.exit(2)
+
+
+# Command-line checks shared by the scripts, so a bad value stops an invocation before any training.
+
+def at_least_one(text):
+    """argparse type: an integer >= 1 (passes, workers)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def train_size(text):
+    """argparse type: a number of training images, 1 to 60,000."""
+    value = int(text)
+    if not 1 <= value <= paper.TRAIN_SIZE:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {paper.TRAIN_SIZE:,}, got {value}")
+    return value
+
+
+def add_scratch_arg(ap):
+    ap.add_argument("--scratch", action="store_true",
+                    help="write under scratch/ even for the full default run (make: SCRATCH=1)")
+
+
+def quick_overrides(args):
+    """The config overrides a quick look asked for (--passes, --train-size where the script has them)."""
+    return {k: v for k in ("passes", "train_size") if (v := getattr(args, k, None)) is not None}
+
+
+def check_seeds(seeds):
+    """Seeds are non-negative and distinct (a repeated seed would train and count the same run twice)."""
+    if any(s < 0 for s in seeds):
+        raise ValueError(f"seeds must be non-negative, got {seeds}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+
+
+def validated(ap, build):
+    """build() (every config and list an invocation will use), or exit with status 2 and the
+    ValueError's message before anything trains."""
+    try:
+        return build()
+    except ValueError as e:
+        ap.error(str(e))

@@ -5,20 +5,22 @@ pattern order. Runs are cached in runs/search/<name>/seed<k>/ (an interrupted se
 
 Writes results/search/metrics.csv (one row per setting, seed and pass; "val_error" is the error on
 the 10,000 held-out training images), results/search/table.md and results/search/runs/ (each run's
-config.json and meta.json).
+config.json and meta.json). Only the full default run (every setting, the default seeds, no --passes)
+writes results/, and only from committed code; any other run, or one with --scratch, writes
+scratch/results/search/ and caches runs in scratch/runs/search/.
 """
 import argparse
 import os
 import statistics
-from pathlib import Path
 
 import pandas as pd
 
 from repro import paper
 from repro.config import get_config
-from runner import job, keep_provenance, run_all
+from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
+                    output_dirs, quick_overrides, run_all, validated)
 
-ROOT = Path(__file__).resolve().parents[1]
+SEEDS = [0, 1]
 
 # name: overrides of the faithful recipe (repro.config.Config defaults)
 SETTINGS = {
@@ -50,24 +52,33 @@ def table(metrics):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--workers", type=int, default=os.cpu_count())
-    ap.add_argument("--runs", default=str(ROOT / "runs" / "search"))
-    ap.add_argument("--out", default=str(ROOT / "results" / "search"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    ap.add_argument("--workers", type=at_least_one, default=os.cpu_count())
+    ap.add_argument("--passes", type=at_least_one, help="fewer passes, for a quick look (not the comparison)")
+    add_scratch_arg(ap)
     args = ap.parse_args()
-    jobs = [(n, s, args.runs) for s in args.seeds for n in args.settings]
-    run_all([job(f"{n} seed {s}", get_config("paper", **SETTINGS[n]), s, Path(runs) / n / f"seed{s}", "validation")
-             for n, s, runs in jobs], args.workers)
-    for n, s, runs in jobs:
-        keep_provenance(Path(runs) / n / f"seed{s}", Path(args.out) / "runs" / f"{n}_seed{s}")
-    frames = [pd.read_csv(Path(args.runs) / n / f"seed{s}" / "metrics.csv").assign(setting=n) for n, s, _ in jobs]
+    quick = quick_overrides(args)
+    scratch = bool(quick) or args.settings != list(SETTINGS) or args.seeds != SEEDS or args.scratch
+    out, runs = output_dirs("search", scratch, overrides=quick)
+    jobs = [(n, s) for s in args.seeds for n in args.settings]
+
+    def build_jobs():  # every config this invocation trains, checked before any of them trains
+        check_seeds(args.seeds)
+        return [job(f"{n} seed {s}", get_config("paper", **SETTINGS[n], **quick), s, runs / n / f"seed{s}", "validation")
+                for n, s in jobs]
+    train_jobs = validated(ap, build_jobs)
+    confirm_outputs("make search", scratch, out, runs)
+    run_all(train_jobs, args.workers)
+    for n, s in jobs:
+        keep_provenance(runs / n / f"seed{s}", out / "runs" / f"{n}_seed{s}")
+    frames = [pd.read_csv(runs / n / f"seed{s}" / "metrics.csv").assign(setting=n) for n, s in jobs]
     metrics = pd.concat(frames).rename(columns={"test_error": "val_error", "test_loss": "val_loss", "test_misses": "val_misses"})
     metrics = metrics[["setting"] + [c for c in metrics.columns if c != "setting"]]
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics.to_csv(out / "metrics.csv", index=False)
     (out / "table.md").write_text(table(metrics))
     print((out / "table.md").read_text())
+    print(f"results in {out}")
 
 
 if __name__ == "__main__":

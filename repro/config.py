@@ -4,7 +4,9 @@ tables of overrides, not copies of code.
 Each field names the paper's choice first. Where the faithful recipe departs from the text, the
 field's comment says so and `paper-literal` sets the text's value; PAPER_NOTES.md gives the reasons.
 """
+import math
 from dataclasses import asdict, dataclass, fields, replace
+from numbers import Integral, Real
 
 from . import paper
 
@@ -22,6 +24,34 @@ CHOICES = {
     "optimizer": ("sdlm", "sgd", "adam"),
     "distortions": ("none", "paper", "fresh"),
 }
+
+# Numeric fields: (kind, lowest allowed, whether the lowest itself is allowed, highest allowed).
+# Reals must be finite; bool is refused though Python counts it as an int; ints are fine for reals.
+POSITIVE = (Real, 0, False, None)
+NUMBERS = {
+    "init_scale": POSITIVE,
+    "init_fan_power": (Real, 0, True, None),
+    "j": (Real, None, None, None),  # eq. 9's constant: any finite real
+    "passes": (Integral, 1, True, None),
+    "mu": POSITIVE,  # eps = eta / (mu + h) with h >= 0
+    "hessian_samples": (Integral, 1, True, None),
+    "batch_size": (Integral, 1, True, None),
+    "lr": POSITIVE,
+    "train_size": (Integral, 1, True, paper.TRAIN_SIZE),
+}
+
+
+def _number_error(name, value, kind, low, closed, high):
+    """Why `value` is not allowed for the field `name`, or None if it is."""
+    what = "an integer" if kind is Integral else "a finite real number"
+    if high is not None:
+        what += f" from {low} to {high}"
+    elif low is not None:
+        what += f" {'>=' if closed else '>'} {low}"
+    ok = (isinstance(value, kind) and not isinstance(value, bool)
+          and (isinstance(value, Integral) or math.isfinite(value))
+          and (low is None or (value >= low if closed else value > low)) and (high is None or value <= high))
+    return None if ok else f"config.{name}={value!r}: expected {what}"
 
 
 @dataclass(frozen=True)
@@ -49,7 +79,7 @@ class Config:
     boundary: str = "paper"  # d2E/dx^2 at F6's outputs: "paper" = 2 (stated for eq. 8), "exact" = the loss's own
     batch_size: int = 1  # online: one update per pattern; the Adam variants use mini-batches
     lr: float = 1e-3  # not in the paper: "sgd": rate of pass 1, scaled down with `eta`; "adam": its constant rate
-    train_size: int = 60_000
+    train_size: int = paper.TRAIN_SIZE
     # Sec. III-C: "paper" adds 9 random affine distortions of each pattern, drawn once (600,000 patterns,
     # passes of train_size); "fresh" distorts 9 in 10 patterns anew every pass (repro/distortions.py)
     distortions: str = "none"
@@ -58,6 +88,13 @@ class Config:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"config.{name}={getattr(self, name)!r}: expected one of {allowed}")
+        for name, rule in NUMBERS.items():
+            if error := _number_error(name, getattr(self, name), *rule):
+                raise ValueError(error)
+        if isinstance(self.eta, list):  # as JSON gives it back; a tuple keeps the config hashable
+            object.__setattr__(self, "eta", tuple(self.eta))
+        if not isinstance(self.eta, tuple) or any(_number_error("eta", r, *POSITIVE) for r in self.eta):
+            raise ValueError(f"config.eta={self.eta!r}: expected a tuple of finite real numbers > 0, one per pass")
         if len(self.eta) < self.passes:
             raise ValueError(f"config.eta has {len(self.eta)} rates for {self.passes} passes")
         if (self.batch_size > 1) != (self.optimizer == "adam"):

@@ -5,13 +5,19 @@ horizontal shearing". The paper gives no ranges; ours are in RANGES and PAPER_NO
 Each distortion maps an output pixel (x, y), centred on the 32x32 field, to the input point
     A^-1 ((x, y) - t),   A = s [[q, 0], [0, 1/q]] [[1, h], [0, 1]],
 with translation t, scale s, squeeze q and shear h drawn uniformly and independently per image.
-The image is resampled bilinearly by `grid_sample`; what comes from outside the field is background.
-Batched, so distorting 540,000 images costs about a minute on one core, small next to training.
+The image is resampled bilinearly (as `grid_sample` does); what comes from outside the field is
+background. The matrices are computed in float64 from elementwise operations only (a 2x2 inverse in
+closed form, no LAPACK), and the resampling is done by the native code (repro/native.py), so the
+distorted images have the same bits on every x86-64 CPU; without a C compiler `grid_sample` does it,
+with a warning. 540,000 images take seconds.
 """
+import warnings
+
 import torch
 import torch.nn.functional as F
 
 from . import paper
+from .native import NativeUnavailable, distort_images
 
 RANGES = dict(
     translate=2.0,  # pixels, each axis: the 28x28 digit box has 2 pixels of margin in the 32x32 field
@@ -26,10 +32,12 @@ def random_affine(n, generator, ranges=RANGES):
     u = lambda: torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1
     t = torch.stack([u(), u()], 1) * ranges["translate"] * 2 / paper.INPUT_SIZE  # pixels -> [-1, 1] units
     s, q, h = 1 + u() * ranges["scale"], 1 + u() * ranges["squeeze"], u() * ranges["shear"]
-    a = torch.zeros(n, 2, 2, dtype=torch.float64)
-    a[:, 0, 0], a[:, 0, 1], a[:, 1, 1] = s * q, s * q * h, s / q
-    inverse = torch.linalg.inv(a)
-    return torch.cat([inverse, -(inverse @ t.unsqueeze(-1))], 2).float()
+    # A = [[a, b], [0, d]] with a = s q, b = s q h, d = s / q; its inverse is [[1/a, -b/(a d)], [0, 1/d]]
+    a, b, d = s * q, s * q * h, s / q
+    inverse = torch.zeros(n, 2, 2, dtype=torch.float64)
+    inverse[:, 0, 0], inverse[:, 0, 1], inverse[:, 1, 1] = 1 / a, -b / (a * d), 1 / d
+    shift = torch.stack([-(inverse[:, 0, 0] * t[:, 0] + inverse[:, 0, 1] * t[:, 1]), -(inverse[:, 1, 1] * t[:, 1])], 1)
+    return torch.cat([inverse, shift.unsqueeze(-1)], 2)
 
 
 @torch.no_grad()
@@ -38,10 +46,21 @@ def distort(images, generator, ranges=RANGES, batch=10_000):
     if images.dim() != 4 or images.shape[1:] != (1, paper.INPUT_SIZE, paper.INPUT_SIZE):
         raise ValueError(f"distort expects images of shape (N, 1, {paper.INPUT_SIZE}, {paper.INPUT_SIZE}), "
                          f"got {tuple(images.shape)}")
+    theta = random_affine(len(images), generator, ranges)
+    if images.dtype == torch.float32 and images.device.type == "cpu":
+        try:
+            return distort_images(images, theta, paper.INPUT_BACKGROUND)
+        except NativeUnavailable as e:
+            warnings.warn(f"distortions by grid_sample: the native code is unavailable ({e})", RuntimeWarning)
+    return resample(images, theta, batch)
+
+
+def resample(images, theta, batch=10_000):
+    """`grid_sample`'s bilinear resampling by theta (N, 2, 3): the reference for the native code."""
     out = torch.empty_like(images)
     for i in range(0, len(images), batch):
         x = images[i:i + batch] - paper.INPUT_BACKGROUND  # background 0, so padding with zeros is background
-        grid = F.affine_grid(random_affine(len(x), generator, ranges).to(x.device), list(x.shape), align_corners=False)
+        grid = F.affine_grid(theta[i:i + batch].to(x), list(x.shape), align_corners=False)
         out[i:i + batch] = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
                                          align_corners=False) + paper.INPUT_BACKGROUND
     return out

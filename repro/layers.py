@@ -44,6 +44,12 @@ class Identity(nn.Module):
         return torch.ones_like(a)
 
 
+def c3_pairs(table):
+    """C3's connections as (output map, input map), one per 5x5 kernel, in the order of the kernels
+    of SparseConvolution.weight: Table I read map by map (60 pairs for the paper's table)."""
+    return [(m, i) for m, inputs in enumerate(table) for i in inputs]
+
+
 # --- linear parts --------------------------------------------------------------------------------
 class Linear(nn.Module):
     """Base for layers whose weighted sums are bilinear in (inputs, coefficients).
@@ -97,7 +103,7 @@ class SparseConvolution(Linear):
         super().__init__()
         self.table = tuple(tuple(s) for s in table)
         out_maps = len(self.table)
-        pairs = [(m, i) for m, inputs in enumerate(self.table) for i in inputs]
+        pairs = c3_pairs(self.table)
         self.weight = nn.Parameter(torch.empty(len(pairs), kernel, kernel))
         self.bias = nn.Parameter(torch.empty(out_maps))
         self.register_buffer("slot", torch.tensor([m * in_maps + i for m, i in pairs]), persistent=False)
@@ -240,7 +246,7 @@ def _per_output_map_bounds(layer, name, bounds):
     except C3's weight, whose leading dim runs over the 60 kernels)."""
     p = getattr(layer, name)
     if isinstance(layer, SparseConvolution) and name == "weight":
-        per_kernel = torch.tensor([bounds[m].item() for m, inputs in enumerate(layer.table) for _ in inputs])
+        per_kernel = torch.tensor([bounds[m].item() for m, _ in c3_pairs(layer.table)])
         return per_kernel.view(-1, 1, 1)
     return bounds.view(-1, *([1] * (p.dim() - 1)))
 

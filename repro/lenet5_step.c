@@ -1,35 +1,133 @@
-/* The online step of LeNet-5, written out by hand for the CPU (repro/native.py builds and loads it).
+/* LeNet-5 written out by hand for the CPU (repro/native.py builds and loads it): the online step, the
+   mini-batch gradient, the forward pass for evaluation, the Gauss-Newton curvature pass of SDLM
+   (Appendix C), Adam's update and the bilinear resampling of the distortions.
 
-   For each pattern of a block, in order: the forward pass, the loss, the gradient of every parameter
-   and the update w <- w - eps * dE/dw, exactly what repro/step.py's eager step computes for the
-   networks it builds (Sec. II-B; the variants of repro.config). With train = 0 it runs the forward
-   pass only (evaluation). Why by hand: at one pattern per update the work is ~1 MFLOP, and the cost
-   of PyTorch is in the calls around it; plain loops over whole maps let the compiler vectorise.
+   For each pattern of a block, in order, lenet5_block computes the forward pass, the loss, the
+   gradient of every parameter and the update w <- w - eps * dE/dw: what repro/step.py's eager step
+   computes for the networks of repro.config (Sec. II-B). Why by hand: at one pattern per update the
+   work is ~1 MFLOP, and the cost of PyTorch is in the calls around it.
+
+   The same bits on every x86-64 CPU. Every result here is fixed by the C source under IEEE 754
+   arithmetic, whatever the compiler or the instruction set chooses:
+   - built without -ffast-math, without reassociation and with -ffp-contract=off (no fused
+     multiply-add unless written), so the compiler may vectorise but never reorder a sum;
+   - sums that should be vectorised are written with LANES explicit partial sums combined in a fixed
+     order (dot, sum), so their order is part of the source, not of the vector width;
+   - tanh, exp and log are computed here from + - * / and floor (all correctly rounded), not taken
+     from libm, whose results differ between versions and between its per-CPU code paths.
+   tests/test_native.py builds this file for several instruction sets and checks identical bits.
 
    Layout: inner loops run over a whole map (C1 and C3 use im2col patches, X1 and X3), so the
-   multiply-adds are long vector loops. Compiled once as float and once as double (REAL). */
+   multiply-adds are long vector loops. Built once as float and once as double (REAL_DOUBLE). */
 #include <math.h>
+#include <stdint.h>
+#include <stddef.h>
 #include <string.h>
 
-/* glibc's vector tanh (libmvec), declared here so that it is used without -ffast-math (which would
-   also let the compiler assume that no value is ever NaN, and training must see a NaN) */
-#pragma omp declare simd notinbranch
-float tanhf(float);
-#pragma omp declare simd notinbranch
-double tanh(double);
-
-#ifndef REAL
-#define REAL float
+#ifdef REAL_DOUBLE
+typedef double real;
+typedef uint64_t bits_t;
+enum { MANTISSA = 52, EXP_BIAS = 1023, EXP_MASK = 0x7ff, EXPM1_TERMS = 13, LOG_TERMS = 10 };
+static const real LN2_HI = 6.93147180369123816490e-01, LN2_LO = 1.90821492927058770002e-10;
+static const real EXP_LOW = -700;   /* below: exp underflows to 0 */
+#define FLOOR floor
+#define SQRT sqrt
+#else
+typedef float real;
+typedef uint32_t bits_t;
+enum { MANTISSA = 23, EXP_BIAS = 127, EXP_MASK = 0xff, EXPM1_TERMS = 8, LOG_TERMS = 5 };
+static const real LN2_HI = 0.693145751953125f, LN2_LO = 1.428606820309417232e-06f;
+static const real EXP_LOW = -87;
+#define FLOOR floorf
+#define SQRT sqrtf
 #endif
-typedef REAL real;
-#define TANH(x) (sizeof(real) == 4 ? tanhf(x) : tanh(x))
-#define EXP(x) (sizeof(real) == 4 ? expf(x) : exp(x))
-#define LOG(x) (sizeof(real) == 4 ? logf(x) : log(x))
+static const real INV_LN2 = 1.44269504088896340736, SQRT2 = 1.41421356237309504880, LN2 = 0.69314718055994530942;
+static const real TANH_LOW = -40;    /* e^-40 is below either precision: tanh = +-1 */
 
+/* ---- elementary functions from correctly rounded operations ----------------------------------- */
+
+/* y = k ln2 + r with |r| <= ln2/2 (Cody-Waite: k ln2_hi is exact); returns expm1(r) by its Taylor
+   series (relative error below the precision) and 2^k in *scale. y must be in [EXP_LOW, 0] or NaN. */
+static inline real expm1_reduced(real y, real *scale) {
+    real k = FLOOR(y * INV_LN2 + (real)0.5);
+    real r = (y - k * LN2_HI) - k * LN2_LO;
+    static const double inv_factorial[] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
+                                           1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800,
+                                           1.0 / 479001600, 1.0 / 6227020800.0};
+    real q = (real)inv_factorial[EXPM1_TERMS];
+    for (int i = EXPM1_TERMS - 1; i >= 1; i--) q = q * r + (real)inv_factorial[i];
+    bits_t b = (bits_t)((int)k + EXP_BIAS) << MANTISSA;  /* k is NaN only if y is, and then q is NaN too */
+    memcpy(scale, &b, sizeof b);
+    return q * r;
+}
+
+static inline real tanh_(real x) {
+    real ax = x < 0 ? -x : x, y = -2 * ax, s;
+    y = y < TANH_LOW ? TANH_LOW : y;
+    real p = expm1_reduced(y, &s);
+    real em1 = s * p + (s - 1);  /* expm1(-2|x|) = 2^k (1 + p) - 1; exactly p when k = 0 */
+    real t = -em1 / (2 + em1);   /* tanh |x| */
+    return x < 0 ? -t : t;
+}
+
+static inline real exp_(real y) {  /* y <= 0 */
+    real s, p = expm1_reduced(y < EXP_LOW ? EXP_LOW : y, &s);
+    return y < EXP_LOW ? 0 : s * p + s;
+}
+
+static inline real log_(real z) {  /* z > 0, normal */
+    if (z != z) return z;
+    bits_t b;
+    memcpy(&b, &z, sizeof b);
+    int e = (int)((b >> MANTISSA) & EXP_MASK) - EXP_BIAS;
+    b = (b & (((bits_t)1 << MANTISSA) - 1)) | ((bits_t)EXP_BIAS << MANTISSA);
+    real m;
+    memcpy(&m, &b, sizeof m);  /* z = m 2^e, m in [1, 2) */
+    if (m > SQRT2) m = m / 2, e += 1;
+    real s = (m - 1) / (m + 1), s2 = s * s, q = (real)(1.0 / (2 * LOG_TERMS + 1));
+    for (int i = LOG_TERMS - 1; i >= 0; i--) q = q * s2 + (real)(1.0 / (2 * i + 1));
+    return (real)e * LN2 + 2 * s * q;  /* log m = 2 atanh(s) */
+}
+
+/* ---- vector helpers: fixed summation order ---------------------------------------------------- */
+enum { LANES = 8 };
+
+static real combine(const real *s) {
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static real dot(const real *restrict a, const real *restrict b, int n) {
+    real s[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) s[k] += a[i + k] * b[i + k];
+    for (int k = 0; i < n; i++, k++) s[k] += a[i] * b[i];
+    return combine(s);
+}
+
+static real sum(const real *restrict a, int n) {
+    real s[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) s[k] += a[i + k];
+    for (int k = 0; i < n; i++, k++) s[k] += a[i];
+    return combine(s);
+}
+
+static void axpy(real w, const real *restrict x, real *restrict y, int n) {
+    for (int i = 0; i < n; i++) y[i] += w * x[i];
+}
+
+static void square(const real *restrict x, real *restrict y, int n) {
+    for (int i = 0; i < n; i++) y[i] = x[i] * x[i];
+}
+
+/* ---- the network ------------------------------------------------------------------------------ */
 enum { TANH_ACT = 0, RELU_ACT = 1 };
 enum { POOL_TRAINABLE = 0, POOL_AVERAGE = 1, POOL_MAX = 2 };
 enum { HEAD_RBF = 0, HEAD_LINEAR = 1 };
 enum { LOSS_MAP = 0, LOSS_ML = 1, LOSS_CE = 2 };
+enum { MODE_FORWARD = 0, MODE_EVALUATE = 1, MODE_ONLINE = 2, MODE_GRADIENT = 3 };
 /* parameter slots; a slot the network lacks (plain pooling, the RBF head) is NULL */
 enum { C1W, C1B, S2W, S2B, C3W, C3B, S4W, S4B, C5W, C5B, F6W, F6B, OUTW, OUTB, SLOTS };
 
@@ -37,14 +135,29 @@ typedef struct {
     int act, pool, head, loss, pairs;
     real squash_a, squash_s;     /* f(a) = A tanh(S a) (repro.paper) */
     real pool_scale, j;          /* S2/S4: coefficient x pool_scale (the layer's scale); eq. 9's j */
-    const int *pair_out, *pair_in; /* C3's connections (Table I, or all 96) */
+    const int *pair_out, *pair_in; /* C3's connections (repro.layers.c3_pairs) */
     const real *prototypes;      /* RBF: 10 x 84 */
 } Net;
+
+/* What native.py checks before it passes a Net: the size of a real, of the struct and where its
+   last field lies, and the number of parameter slots. */
+void lenet5_layout(long *out) {
+    out[0] = sizeof(real), out[1] = sizeof(Net), out[2] = offsetof(Net, prototypes), out[3] = SLOTS;
+}
+
+/* The forward pass of one pattern, kept for the backward and curvature passes (one process trains
+   one network at a time, so static storage is enough). */
+static real X1[25][784], a1[6 * 784], f1[6 * 784], d1[6 * 784];
+static real pre2[6 * 196], f2[6 * 196], d2[6 * 196];
+static real X3[6][25][100], a3[16 * 100], f3[16 * 100], d3[16 * 100];
+static real pre4[400], f4[400], d4[400];
+static real a5[120], f5[120], d5[120], a6[84], f6[84], d6[84], y[10];
+static int arg2[6 * 196], arg4[400];
 
 static void activate(const Net *net, const real *restrict a, real *restrict f, real *restrict d, int n) {
     if (net->act == TANH_ACT)
         for (int i = 0; i < n; i++) {
-            real t = TANH(net->squash_s * a[i]);
+            real t = tanh_(net->squash_s * a[i]);
             f[i] = net->squash_a * t;
             d[i] = net->squash_a * net->squash_s * (1 - t * t);
         }
@@ -53,16 +166,6 @@ static void activate(const Net *net, const real *restrict a, real *restrict f, r
             f[i] = a[i] <= 0 ? 0 : a[i];  /* NaN stays NaN, as torch.relu */
             d[i] = a[i] > 0 ? 1 : 0;
         }
-}
-
-static real dot(const real *restrict a, const real *restrict b, int n) {
-    real s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-static void axpy(real w, const real *restrict x, real *restrict y, int n) {
-    for (int i = 0; i < n; i++) y[i] += w * x[i];
 }
 
 /* S2/S4 forward: maps of side 2*side -> side. pre: the 2x2 sum (or, for max, the max) per unit,
@@ -94,152 +197,312 @@ static void pool_forward(const Net *net, int maps, int side, const real *in, rea
             f[q] = net->pool == POOL_AVERAGE ? net->pool_scale * pre[q] : pre[q], d[q] = 1;
 }
 
+static void forward(const Net *net, real **p, const real *x) {
+    /* C1: 6 maps of 28x28, a 5x5 kernel on the 32x32 input */
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 5; j++)
+            for (int r = 0; r < 28; r++) memcpy(&X1[i * 5 + j][r * 28], x + (r + i) * 32 + j, 28 * sizeof(real));
+    for (int o = 0; o < 6; o++) {
+        for (int q = 0; q < 784; q++) a1[o * 784 + q] = p[C1B][o];
+        for (int t = 0; t < 25; t++) axpy(p[C1W][o * 25 + t], X1[t], a1 + o * 784, 784);
+    }
+    activate(net, a1, f1, d1, 6 * 784);
+    pool_forward(net, 6, 14, f1, pre2, arg2, f2, d2, p[S2W], p[S2B]);
+    /* C3: 16 maps of 10x10 from the S2 maps its table lists */
+    for (int m = 0; m < 6; m++)
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 5; j++)
+                for (int r = 0; r < 10; r++)
+                    memcpy(&X3[m][i * 5 + j][r * 10], f2 + m * 196 + (r + i) * 14 + j, 10 * sizeof(real));
+    for (int o = 0; o < 16; o++)
+        for (int q = 0; q < 100; q++) a3[o * 100 + q] = p[C3B][o];
+    for (int k = 0; k < net->pairs; k++)
+        for (int t = 0; t < 25; t++) axpy(p[C3W][k * 25 + t], X3[net->pair_in[k]][t], a3 + net->pair_out[k] * 100, 100);
+    activate(net, a3, f3, d3, 1600);
+    pool_forward(net, 16, 5, f3, pre4, arg4, f4, d4, p[S4W], p[S4B]);
+    /* C5 (a 5x5 kernel on 5x5 maps: one dot product per unit) and F6 */
+    for (int o = 0; o < 120; o++) a5[o] = dot(p[C5W] + o * 400, f4, 400) + p[C5B][o];
+    activate(net, a5, f5, d5, 120);
+    for (int o = 0; o < 84; o++) a6[o] = dot(p[F6W] + o * 120, f5, 120) + p[F6B][o];
+    activate(net, a6, f6, d6, 84);
+    /* output penalties y (argmin = class) */
+    for (int k = 0; k < 10; k++) {
+        if (net->head == HEAD_RBF) {
+            real u[84];
+            for (int q = 0; q < 84; q++) u[q] = f6[q] - net->prototypes[k * 84 + q];
+            y[k] = dot(u, u, 84);
+        } else
+            y[k] = -(dot(p[OUTW] + k * 84, f6, 84) + p[OUTB][k]);
+    }
+}
+
+/* The probabilities of eq. 9 (and of softmax for CE): prob[k] = e^-y_k / (e^-j + sum e^-y) (MAP) or
+   e^-y_k / sum e^-y (CE), computed as a log-sum-exp over the terms so that it never overflows.
+   Returns the log-sum-exp. */
+static real softmax(const Net *net, real *prob) {
+    real top = net->loss == LOSS_MAP ? -net->j : -y[0];
+    for (int k = 0; k < 10; k++) top = -y[k] > top ? -y[k] : top;
+    real z = net->loss == LOSS_MAP ? exp_(-net->j - top) : 0;
+    for (int k = 0; k < 10; k++) z += exp_(-y[k] - top);
+    real lse = top + log_(z);
+    for (int k = 0; k < 10; k++) prob[k] = exp_(-y[k] - lse);
+    return lse;
+}
+
+/* The loss of the pattern (eq. 9, eq. 8 or cross-entropy) and dE/dy. */
+static real loss(const Net *net, int label, real *dy) {
+    if (net->loss == LOSS_ML) {
+        for (int k = 0; k < 10; k++) dy[k] = 0;
+        dy[label] = 1;
+        return y[label];
+    }
+    real lse = softmax(net, dy);
+    for (int k = 0; k < 10; k++) dy[k] = -dy[k];
+    dy[label] += 1;
+    return y[label] + lse;
+}
+
+/* The online update w -= eps * g (dst = the parameters), or with no eps the gradient added to dst. */
+static inline void apply(real *dst, const real *e, int i, real g) {
+    if (e) dst[i] -= e[i] * g;
+    else dst[i] += g;
+}
+
+/* A full connection (C5, F6, the linear head): da = sign * g_out * slope (slope NULL: 1); g_in gets
+   dE/d(input) through the current weights w, then dst gets the update of da * input. */
+static void full_backward(int outs, int ins, const real *g_out, const real *slope, real sign, const real *in,
+                          real *g_in, const real *w, real *dw, real *db, const real *ew, const real *eb) {
+    memset(g_in, 0, ins * sizeof(real));
+    for (int o = 0; o < outs; o++) {
+        real g = sign * g_out[o] * (slope ? slope[o] : 1);
+        axpy(g, w + o * ins, g_in, ins);
+        for (int q = 0; q < ins; q++) apply(dw + o * ins, ew ? ew + o * ins : NULL, q, g * in[q]);
+        apply(db, eb, o, g);
+    }
+}
+
 /* S2/S4 backward: from dE/df of the output (g_out) to dE/da of the input layer (g_in, which
    includes the input layer's slope d_in); updates the coefficient and bias. */
 static void pool_backward(const Net *net, int maps, int side, const real *g_out, const real *d_out,
                           const real *pre, const int *arg, const real *d_in, real *g_in,
-                          real *w, real *b, const real *ew, const real *eb) {
-    int in_side = 2 * side;
+                          const real *w, real *dw, real *db, const real *ew, const real *eb) {
+    int in_side = 2 * side, n = side * side;
     for (int m = 0; m < maps; m++) {
-        real gw = 0, gb = 0;
+        real da[196];
+        for (int q = 0; q < n; q++) da[q] = g_out[m * n + q] * d_out[m * n + q];
         real coef = net->pool == POOL_TRAINABLE ? w[m] * net->pool_scale : net->pool == POOL_AVERAGE ? net->pool_scale : 1;
         for (int r = 0; r < side; r++)
             for (int c = 0; c < side; c++) {
-                int q = (m * side + r) * side + c;
-                real da = g_out[q] * d_out[q];
-                gw += da * pre[q], gb += da;
-                int o = (m * in_side + 2 * r) * in_side + 2 * c, at[4] = {o, o + 1, o + in_side, o + in_side + 1};
+                int q = r * side + c, o = (m * in_side + 2 * r) * in_side + 2 * c;
+                int at[4] = {o, o + 1, o + in_side, o + in_side + 1};
                 for (int t = 0; t < 4; t++)
-                    g_in[at[t]] = net->pool == POOL_MAX && t != arg[q] ? 0 : da * coef * d_in[at[t]];
+                    g_in[at[t]] = net->pool == POOL_MAX && t != arg[m * n + q] ? 0 : da[q] * coef * d_in[at[t]];
             }
         if (net->pool == POOL_TRAINABLE) {
-            w[m] -= ew[m] * gw * net->pool_scale;
-            b[m] -= eb[m] * gb;
+            apply(dw, ew, m, dot(da, pre + m * n, n) * net->pool_scale);
+            apply(db, eb, m, sum(da, n));
         }
     }
 }
 
-/* A full connection (C5, F6, the linear head): da = sign * g_out * slope (slope NULL: 1); g_in gets
-   dE/d(input) through the old weights, then w -= eps * da * input and b -= eps * da. */
-static void full_backward(int outs, int ins, const real *g_out, const real *slope, real sign, const real *in,
-                          real *g_in, real *w, real *b, const real *ew, const real *eb) {
-    memset(g_in, 0, ins * sizeof(real));
-    for (int o = 0; o < outs; o++) {
-        real g = sign * g_out[o] * (slope ? slope[o] : 1), *wo = w + o * ins;
-        const real *eo = ew + o * ins;
-        for (int q = 0; q < ins; q++) {
-            g_in[q] += wo[q] * g;
-            wo[q] -= eo[q] * g * in[q];
-        }
-        b[o] -= eb[o] * g;
-    }
-}
-
-void lenet5_block(const Net *net, real **p, real **e, const real *xs, const long *labels, int n, int train,
-                  real *losses, real *outs) {
-    static real X1[25][784], a1[6 * 784], f1[6 * 784], d1[6 * 784];
-    static real pre2[6 * 196], f2[6 * 196], d2[6 * 196];
-    static real X3[6][25][100], a3[16 * 100], f3[16 * 100], d3[16 * 100];
-    static real pre4[400], f4[400], d4[400];
-    static real a5[120], f5[120], d5[120], a6[84], f6[84], d6[84];
+/* Backward from dE/dy, layer by layer; each layer's current weights give the gradient below it
+   before the layer is updated. dst: where the updates go (the parameters, or gradient sums). */
+static void backward(const Net *net, real **p, real **dst, real **e, const real *dy) {
     static real g6[84], g5[120], g4[400], g3[16 * 100], G3[6][25][100], g2[6 * 196], g1[6 * 784];
-    static int arg2[6 * 196], arg4[400];
-    for (int s = 0; s < n; s++) {
-        const real *x = xs + s * 1024;
-        /* C1: 6 maps of 28x28, a 5x5 kernel on the 32x32 input */
+    real *ez[SLOTS] = {0};
+    real **ee = e ? e : ez;
+    if (net->head == HEAD_RBF) {
+        memset(g6, 0, sizeof g6);
+        for (int k = 0; k < 10; k++)
+            for (int q = 0; q < 84; q++) g6[q] += 2 * dy[k] * (f6[q] - net->prototypes[k * 84 + q]);
+    } else  /* y = -z: dE/dz = -dE/dy */
+        full_backward(10, 84, dy, NULL, -1, f6, g6, p[OUTW], dst[OUTW], dst[OUTB], ee[OUTW], ee[OUTB]);
+    full_backward(84, 120, g6, d6, 1, f5, g5, p[F6W], dst[F6W], dst[F6B], ee[F6W], ee[F6B]);
+    full_backward(120, 400, g5, d5, 1, f4, g4, p[C5W], dst[C5W], dst[C5B], ee[C5W], ee[C5B]);
+    pool_backward(net, 16, 5, g4, d4, pre4, arg4, d3, g3, p[S4W], dst[S4W], dst[S4B], ee[S4W], ee[S4B]);
+    for (int o = 0; o < 16; o++) apply(dst[C3B], ee[C3B], o, sum(g3 + o * 100, 100));
+    memset(G3, 0, sizeof G3);
+    for (int k = 0; k < net->pairs; k++) {
+        const real *da = g3 + net->pair_out[k] * 100;
+        int m = net->pair_in[k];
+        for (int t = 0; t < 25; t++) {
+            axpy(p[C3W][k * 25 + t], da, G3[m][t], 100);
+            apply(dst[C3W], ee[C3W], k * 25 + t, dot(da, X3[m][t], 100));
+        }
+    }
+    memset(g2, 0, sizeof g2);  /* col2im: patch gradients back onto the S2 maps */
+    for (int m = 0; m < 6; m++)
         for (int i = 0; i < 5; i++)
             for (int j = 0; j < 5; j++)
-                for (int r = 0; r < 28; r++) memcpy(&X1[i * 5 + j][r * 28], x + (r + i) * 32 + j, 28 * sizeof(real));
-        for (int o = 0; o < 6; o++) {
-            for (int q = 0; q < 784; q++) a1[o * 784 + q] = p[C1B][o];
-            for (int t = 0; t < 25; t++) axpy(p[C1W][o * 25 + t], X1[t], a1 + o * 784, 784);
+                for (int r = 0; r < 10; r++) axpy(1, &G3[m][i * 5 + j][r * 10], g2 + m * 196 + (r + i) * 14 + j, 10);
+    pool_backward(net, 6, 14, g2, d2, pre2, arg2, d1, g1, p[S2W], dst[S2W], dst[S2B], ee[S2W], ee[S2B]);
+    for (int o = 0; o < 6; o++) {
+        apply(dst[C1B], ee[C1B], o, sum(g1 + o * 784, 784));
+        for (int t = 0; t < 25; t++) apply(dst[C1W], ee[C1W], o * 25 + t, dot(g1 + o * 784, X1[t], 784));
+    }
+}
+
+/* n patterns in order. MODE_FORWARD: penalties only; MODE_EVALUATE: and each pattern's loss;
+   MODE_ONLINE: and the update of p by eps e after each pattern (dst = p); MODE_GRADIENT: the
+   gradients summed into dst, p unchanged. Returns 0, or 1 + the index of a label outside 0..9. */
+int lenet5_block(const Net *net, real **p, real **e, real **dst, const real *xs, const int64_t *labels, int n,
+                 int mode, real *losses, real *outs) {
+    for (int s = 0; s < n; s++) {
+        forward(net, p, xs + s * 1024);
+        memcpy(outs + s * 10, y, sizeof y);
+        if (mode == MODE_FORWARD) continue;
+        if (labels[s] < 0 || labels[s] > 9) return s + 1;
+        real dy[10];
+        losses[s] = loss(net, (int)labels[s], dy);
+        if (mode != MODE_EVALUATE) backward(net, p, dst, mode == MODE_ONLINE ? e : NULL, dy);
+    }
+    return 0;
+}
+
+/* ---- the Gauss-Newton curvature pass (Appendix C) ---------------------------------------------
+   Back-propagated like the gradient, with squared weights and squared slopes:
+   d2E/da^2 = f'(a)^2 d2E/dx^2, d2E/dx_j^2 = sum_i u_ij^2 d2E/da_i^2, h_kk += x_j^2 d2E/da_i^2 over
+   every connection that shares w_k. repro/sdlm.py gives the same pass in PyTorch and its boundary
+   terms; tests/test_native.py compares the two. */
+
+/* S2/S4: d2a from d2E/df of the output, h of the coefficient and bias, d2E/df of the input. */
+static void pool_curvature(const Net *net, int maps, int side, const real *d2f, const real *d_out, const real *in,
+                           const int *arg, real *d2in, const real *w, real *hw, real *hb) {
+    int in_side = 2 * side, n = side * side;
+    for (int m = 0; m < maps; m++) {
+        real d2a[196], in2[196];
+        for (int q = 0; q < n; q++) d2a[q] = d2f[m * n + q] * (d_out[m * n + q] * d_out[m * n + q]);
+        real coef = net->pool == POOL_TRAINABLE ? w[m] * w[m] * (net->pool_scale * net->pool_scale)
+                  : net->pool == POOL_AVERAGE ? net->pool_scale * net->pool_scale : 1;
+        for (int r = 0; r < side; r++)
+            for (int c = 0; c < side; c++) {
+                int q = r * side + c, o = (m * in_side + 2 * r) * in_side + 2 * c;
+                int at[4] = {o, o + 1, o + in_side, o + in_side + 1};
+                in2[q] = ((in[at[0]] * in[at[0]] + in[at[1]] * in[at[1]]) + in[at[2]] * in[at[2]]) + in[at[3]] * in[at[3]];
+                for (int t = 0; t < 4; t++)
+                    d2in[at[t]] = net->pool == POOL_MAX && t != arg[m * n + q] ? 0 : coef * d2a[q];
+            }
+        if (net->pool == POOL_TRAINABLE) {
+            hw[m] += dot(d2a, in2, n) * (net->pool_scale * net->pool_scale);
+            hb[m] += sum(d2a, n);
         }
-        activate(net, a1, f1, d1, 6 * 784);
-        pool_forward(net, 6, 14, f1, pre2, arg2, f2, d2, p[S2W], p[S2B]);
-        /* C3: 16 maps of 10x10 from the S2 maps its table lists */
-        for (int m = 0; m < 6; m++)
-            for (int i = 0; i < 5; i++)
-                for (int j = 0; j < 5; j++)
-                    for (int r = 0; r < 10; r++)
-                        memcpy(&X3[m][i * 5 + j][r * 10], f2 + m * 196 + (r + i) * 14 + j, 10 * sizeof(real));
-        for (int o = 0; o < 16; o++)
-            for (int q = 0; q < 100; q++) a3[o * 100 + q] = p[C3B][o];
-        for (int k = 0; k < net->pairs; k++)
-            for (int t = 0; t < 25; t++) axpy(p[C3W][k * 25 + t], X3[net->pair_in[k]][t], a3 + net->pair_out[k] * 100, 100);
-        activate(net, a3, f3, d3, 1600);
-        pool_forward(net, 16, 5, f3, pre4, arg4, f4, d4, p[S4W], p[S4B]);
-        /* C5 (a 5x5 kernel on 5x5 maps: one dot product per unit) and F6 */
-        for (int o = 0; o < 120; o++) a5[o] = dot(p[C5W] + o * 400, f4, 400) + p[C5B][o];
-        activate(net, a5, f5, d5, 120);
-        for (int o = 0; o < 84; o++) a6[o] = dot(p[F6W] + o * 120, f5, 120) + p[F6B][o];
-        activate(net, a6, f6, d6, 84);
-        /* output penalties y (argmin = class) */
-        real y[10], dy[10];
-        for (int k = 0; k < 10; k++) {
-            if (net->head == HEAD_RBF) {
-                real t = 0;
-                for (int q = 0; q < 84; q++) {
+    }
+}
+
+/* A full connection: h of weights and biases from d2E/da, and d2E/dx of its input. */
+static void full_curvature(int outs, int ins, const real *d2a, const real *in, const real *w, real *hw, real *hb,
+                           real *d2in) {
+    real in2[400], w2[400];
+    square(in, in2, ins);
+    memset(d2in, 0, ins * sizeof(real));
+    for (int o = 0; o < outs; o++) {
+        axpy(d2a[o], in2, hw + o * ins, ins);
+        hb[o] += d2a[o];
+        square(w + o * ins, w2, ins);
+        axpy(d2a[o], w2, d2in, ins);
+    }
+}
+
+/* Sums h_kk over n patterns into h (per slot; the caller divides by n). exact = 0: d2E/dx^2 = 2 at
+   F6's outputs (Appendix C, for eq. 8); exact = 1: the diagonal of the loss's own Hessian there.
+   The linear head starts from softmax's exact p(1 - p) at the penalties. */
+int lenet5_curvature(const Net *net, real **p, const real *xs, const int64_t *labels, int n, int exact, real **h) {
+    static real d2f6[84], d2a[6 * 784], d2f5[120], d2f4[400], d2f3[1600], d2f2[6 * 196], d2f1[6 * 784];
+    static real sq[6][25][100], G[6][25][100], X1sq[25][784];
+    for (int s = 0; s < n; s++) {
+        if (labels[s] < 0 || labels[s] > 9) return s + 1;
+        forward(net, p, xs + s * 1024);
+        real prob[10];
+        if (net->head == HEAD_LINEAR) {
+            softmax(net, prob);
+            real d2y[10];
+            for (int k = 0; k < 10; k++) d2y[k] = prob[k] * (1 - prob[k]);
+            full_curvature(10, 84, d2y, f6, p[OUTW], h[OUTW], h[OUTB], d2f6);
+        } else if (!exact || net->loss == LOSS_ML)
+            for (int q = 0; q < 84; q++) d2f6[q] = 2;
+        else {  /* eq. 9: 2 - 2 sum_i p_i + 4 (sum_i p_i u_i^2 - (sum_i p_i u_i)^2), u_i = x - w_i */
+            softmax(net, prob);
+            real total = 0;
+            for (int k = 0; k < 10; k++) total += prob[k];
+            for (int q = 0; q < 84; q++) {
+                real m1 = 0, m2 = 0;
+                for (int k = 0; k < 10; k++) {
                     real u = f6[q] - net->prototypes[k * 84 + q];
-                    t += u * u;
+                    m1 += prob[k] * u, m2 += prob[k] * (u * u);
                 }
-                y[k] = t;
-            } else
-                y[k] = -(dot(p[OUTW] + k * 84, f6, 84) + p[OUTB][k]);
-            outs[s * 10 + k] = y[k];
-        }
-        if (!train) continue;
-        /* loss and dE/dy: eq. 9 (log-sum-exp over -j and -y), eq. 8, or cross-entropy on -y */
-        int label = (int)labels[s];
-        if (net->loss == LOSS_ML) {
-            losses[s] = y[label];
-            for (int k = 0; k < 10; k++) dy[k] = 0;
-        } else {
-            real top = net->loss == LOSS_MAP ? -net->j : -y[0];
-            for (int k = 0; k < 10; k++) top = -y[k] > top ? -y[k] : top;
-            real z = net->loss == LOSS_MAP ? EXP(-net->j - top) : 0;
-            for (int k = 0; k < 10; k++) z += EXP(-y[k] - top);
-            real lse = top + LOG(z);
-            losses[s] = y[label] + lse;
-            for (int k = 0; k < 10; k++) dy[k] = -EXP(-y[k] - lse);
-        }
-        dy[label] += 1;
-        /* backward, layer by layer; each layer's old weights give the gradient below it before
-           the layer is updated */
-        if (net->head == HEAD_RBF) {
-            memset(g6, 0, sizeof g6);
-            for (int k = 0; k < 10; k++)
-                for (int q = 0; q < 84; q++) g6[q] += 2 * dy[k] * (f6[q] - net->prototypes[k * 84 + q]);
-        } else  /* y = -z: dE/dz = -dE/dy */
-            full_backward(10, 84, dy, NULL, -1, f6, g6, p[OUTW], p[OUTB], e[OUTW], e[OUTB]);
-        full_backward(84, 120, g6, d6, 1, f5, g5, p[F6W], p[F6B], e[F6W], e[F6B]);
-        full_backward(120, 400, g5, d5, 1, f4, g4, p[C5W], p[C5B], e[C5W], e[C5B]);
-        pool_backward(net, 16, 5, g4, d4, pre4, arg4, d3, g3, p[S4W], p[S4B], e[S4W], e[S4B]);
-        for (int o = 0; o < 16; o++) {
-            real gb = 0;
-            for (int q = 0; q < 100; q++) gb += g3[o * 100 + q];
-            p[C3B][o] -= e[C3B][o] * gb;
-        }
-        memset(G3, 0, sizeof G3);
-        for (int k = 0; k < net->pairs; k++) {
-            const real *da = g3 + net->pair_out[k] * 100;
-            int m = net->pair_in[k];
-            for (int t = 0; t < 25; t++) {
-                real *w = p[C3W] + k * 25 + t;
-                axpy(*w, da, G3[m][t], 100);
-                *w -= e[C3W][k * 25 + t] * dot(da, X3[m][t], 100);
+                d2f6[q] = (2 - 2 * total) + 4 * (m2 - m1 * m1);
             }
         }
-        memset(g2, 0, sizeof g2);  /* col2im: patch gradients back onto the S2 maps */
+        for (int o = 0; o < 84; o++) d2a[o] = d2f6[o] * (d6[o] * d6[o]);
+        full_curvature(84, 120, d2a, f5, p[F6W], h[F6W], h[F6B], d2f5);
+        for (int o = 0; o < 120; o++) d2a[o] = d2f5[o] * (d5[o] * d5[o]);
+        full_curvature(120, 400, d2a, f4, p[C5W], h[C5W], h[C5B], d2f4);
+        pool_curvature(net, 16, 5, d2f4, d4, f3, arg4, d2f3, p[S4W], h[S4W], h[S4B]);
+        /* C3 */
+        for (int q = 0; q < 1600; q++) d2a[q] = d2f3[q] * (d3[q] * d3[q]);
+        for (int o = 0; o < 16; o++) h[C3B][o] += sum(d2a + o * 100, 100);
+        for (int m = 0; m < 6; m++)
+            for (int t = 0; t < 25; t++) square(X3[m][t], sq[m][t], 100);
+        memset(G, 0, sizeof G);
+        for (int k = 0; k < net->pairs; k++) {
+            const real *da = d2a + net->pair_out[k] * 100;
+            int m = net->pair_in[k];
+            for (int t = 0; t < 25; t++) {
+                real w = p[C3W][k * 25 + t];
+                axpy(w * w, da, G[m][t], 100);
+                h[C3W][k * 25 + t] += dot(da, sq[m][t], 100);
+            }
+        }
+        memset(d2f2, 0, sizeof d2f2);
         for (int m = 0; m < 6; m++)
             for (int i = 0; i < 5; i++)
                 for (int j = 0; j < 5; j++)
-                    for (int r = 0; r < 10; r++) axpy(1, &G3[m][i * 5 + j][r * 10], g2 + m * 196 + (r + i) * 14 + j, 10);
-        pool_backward(net, 6, 14, g2, d2, pre2, arg2, d1, g1, p[S2W], p[S2B], e[S2W], e[S2B]);
+                    for (int r = 0; r < 10; r++) axpy(1, &G[m][i * 5 + j][r * 10], d2f2 + m * 196 + (r + i) * 14 + j, 10);
+        pool_curvature(net, 6, 14, d2f2, d2, f1, arg2, d2f1, p[S2W], h[S2W], h[S2B]);
+        /* C1 */
+        for (int q = 0; q < 6 * 784; q++) d2a[q] = d2f1[q] * (d1[q] * d1[q]);
+        for (int t = 0; t < 25; t++) square(X1[t], X1sq[t], 784);
         for (int o = 0; o < 6; o++) {
-            real gb = 0;
-            for (int q = 0; q < 784; q++) gb += g1[o * 784 + q];
-            p[C1B][o] -= e[C1B][o] * gb;
-            for (int t = 0; t < 25; t++) p[C1W][o * 25 + t] -= e[C1W][o * 25 + t] * dot(g1 + o * 784, X1[t], 784);
+            h[C1B][o] += sum(d2a + o * 784, 784);
+            for (int t = 0; t < 25; t++) h[C1W][o * 25 + t] += dot(d2a + o * 784, X1sq[t], 784);
         }
+    }
+    return 0;
+}
+
+/* ---- Adam (the modern recipe's update), on a flat parameter -----------------------------------
+   g: the gradient summed over the mini-batch; bc1, bc2: 1 - beta^t, computed by the caller. */
+void adam_update(real *w, real *m, real *v, const real *g, long n, real batch, real lr, real beta1, real beta2,
+                 real eps, real bc1, real bc2) {
+    for (long i = 0; i < n; i++) {
+        real gi = g[i] / batch;
+        m[i] = beta1 * m[i] + (1 - beta1) * gi;
+        v[i] = beta2 * v[i] + (1 - beta2) * (gi * gi);
+        w[i] -= lr * (m[i] / bc1) / (SQRT(v[i] / bc2) + eps);
+    }
+}
+
+/* ---- distortions (Sec. III-C): bilinear resampling of 32x32 images ------------------------------
+   theta (n x 2 x 3) maps output to input coordinates normalised to [-1, 1], pixel centres at
+   (2i + 1)/32 - 1 (grid_sample with align_corners=False); outside the field is background. */
+void distort_images(const float *in, float *out, const double *theta, long n, float background) {
+    for (long s = 0; s < n; s++) {
+        const float *x = in + s * 1024;
+        const double *t = theta + s * 6;
+        for (int r = 0; r < 32; r++)
+            for (int c = 0; c < 32; c++) {
+                double xn = (2 * c + 1) / 32.0 - 1, yn = (2 * r + 1) / 32.0 - 1;
+                double gx = (t[0] * xn + t[1] * yn) + t[2], gy = (t[3] * xn + t[4] * yn) + t[5];
+                double ix = ((gx + 1) * 32 - 1) / 2, iy = ((gy + 1) * 32 - 1) / 2;
+                double x0 = floor(ix), y0 = floor(iy), wx = ix - x0, wy = iy - y0, v = 0;
+                for (int dr = 0; dr < 2; dr++)
+                    for (int dc = 0; dc < 2; dc++) {
+                        int rr = (int)y0 + dr, cc = (int)x0 + dc;
+                        if (rr < 0 || rr > 31 || cc < 0 || cc > 31) continue;
+                        double weight = (dr ? wy : 1 - wy) * (dc ? wx : 1 - wx);
+                        v += weight * ((double)x[rr * 32 + cc] - background);
+                    }
+                out[s * 1024 + r * 32 + c] = (float)(v + background);
+            }
     }
 }

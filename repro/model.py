@@ -61,7 +61,7 @@ class LeNet5(nn.Module):
         return [(n, getattr(self, n), self.acts[n] if n in self.acts else None) for n in LAYER_NAMES]
 
     def forward(self, x):
-        check_input(x)
+        check_input(x, self.c1.weight.dtype)
         for _, layer, act in self.stages():
             x = layer(x)
             if act is not None:
@@ -69,7 +69,7 @@ class LeNet5(nn.Module):
         return x
 
     def trace(self, x):
-        check_input(x)
+        check_input(x, self.c1.weight.dtype)
         return trace(self.stages(), x)
 
     @torch.no_grad()
@@ -88,12 +88,17 @@ def trace(stages, x):
     return record, x
 
 
-def check_input(x):
+def check_input(x, dtype=None):
+    """A clear error for what LeNet5 cannot take; `dtype`, if given, is the parameters' dtype."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"LeNet5 expects a torch.Tensor of shape (N, 1, 32, 32), got {type(x).__name__}")
     if not x.is_floating_point():
         raise ValueError(f"LeNet5 expects a floating-point image tensor, got dtype {x.dtype} "
                          "(use repro.data.preprocess to scale uint8 MNIST images)")
+    if dtype is not None and x.dtype != dtype:
+        name = lambda t: str(t).removeprefix("torch.")
+        raise ValueError(f"LeNet5's parameters are {name(dtype)} but the images are {name(x.dtype)}; convert "
+                         f"the images with x.to({dtype}) (or the model with model.to({x.dtype}))")
     if x.dim() != 4 or x.shape[1] != 1 or x.shape[-2:] != (paper.INPUT_SIZE, paper.INPUT_SIZE):
         raise ValueError(f"LeNet5 expects images of shape (N, 1, {paper.INPUT_SIZE}, {paper.INPUT_SIZE}), "
                          f"got {tuple(x.shape)} (28x28 MNIST digits are padded to 32x32 by repro.data.preprocess)")

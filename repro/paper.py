@@ -30,6 +30,9 @@ SQUASH_A = 1.7159
 SQUASH_S = 2.0 / 3.0
 INIT_SCALE = 2.4
 
+# Sec. III-A: MNIST's training set (the test set has 10,000).
+TRAIN_SIZE = 60_000
+
 # Sec. II-B: input scaling (background white -> -0.1, ink black -> 1.175), 28x28 padded to 32x32.
 INPUT_BACKGROUND = -0.1
 INPUT_INK = 1.175

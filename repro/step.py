@@ -7,7 +7,8 @@ computed before its own update, are returned (for the on-the-fly training error 
 
 Three implementations of the same mathematics:
 - eager: `functional_call` plus `torch.autograd.grad`, one pattern at a time, the plain PyTorch way;
-- native (repro/native.py, the CPU default): the whole step written out in C, about 4x compiled;
+- native (repro/native.py, the CPU default): the whole step written out in C, with the same bits on
+  every x86-64 CPU, several times faster than compiled (make bench);
 - compiled (CUDA, and CPUs without a C compiler): the same updates written with
   `torch.func.grad_and_value`, BLOCK patterns unrolled into one graph that `torch.compile` turns
   into one C++ function on a CPU (inductor's `cpp_wrapper`), so the per-call costs (guards, Python
@@ -29,7 +30,9 @@ from torch.func import functional_call, grad_and_value
 from .config import Config
 from .loss import make_loss
 from .model import LeNet5
-from .native import NativeStep, NativeUnavailable
+from .native import NativeStep, NativeUnavailable, adam_update
+from .native import fast as native_fast
+from .sdlm import hessian_diagonal
 
 BLOCK = 8  # patterns per compiled call: 4 gives 4,200/s, 8 gives 5,100/s, 16 no more (make bench, 1 core)
 _COMPILED = {}
@@ -73,17 +76,43 @@ def functional_step(template, loss_fn):
     return step
 
 
+class TorchStep:
+    """The eager or compiled step, with the native step's other entry points computed by PyTorch on
+    the template network: forward, evaluate (per-pattern losses) and the curvature pass of
+    repro.sdlm. Where these run, numbers depend on the CPU's kernels (the CUDA path; CPUs without a
+    C compiler)."""
+
+    def __init__(self, fn, kind, template, loss_fn, config):
+        self.fn, self.kind, self.template, self.loss_fn, self.config = fn, kind, template, loss_fn, config
+
+    def __call__(self, params, eps, xs, labels):
+        return self.fn(params, eps, xs, labels)
+
+    @torch.no_grad()
+    def forward(self, params, x):
+        return functional_call(self.template, params, (x,))
+
+    def evaluate(self, params, x, labels):
+        y = self.forward(params, x)
+        return self.loss_fn(y, labels, per_pattern=True), y
+
+    def curvature(self, params, x, labels, boundary="paper"):
+        self.template.load_state_dict({k: v.detach() for k, v in params.items()}, strict=False)
+        return hessian_diagonal(self.template, x, labels, self.loss_fn, boundary)
+
+
 def make_step(config: Config, device="cpu", compile=True, native=True):
     """(step, seconds spent building or compiling now: 0 when eager or cached). `step.kind` says which
-    implementation it is: "native" (repro/native.py, the CPU default), "compiled" (torch.compile:
-    CUDA, or a CPU without a C compiler) or "eager". Steps take blocks of any size; the compiled one
-    is compiled for BLOCK patterns (and once more for a shorter last block). `native=False` skips the
-    native step (to test the torch.compile one on a CPU)."""
+    implementation it is: "native" (repro/native.py, the CPU default; "native-fast" for the opt-in
+    CPU-specific build), "compiled" (torch.compile: CUDA, or a CPU without a C compiler) or
+    "eager". Steps take blocks of any size; the compiled one is compiled for BLOCK patterns (and
+    once more for a shorter last block). `native=False` skips the native step (to test the
+    torch.compile one on a CPU)."""
     template = LeNet5(config).to(device)
     loss_fn = make_loss(config)
     if not compile:
-        return _kind(eager_step(template, loss_fn), "eager"), 0.0
-    key = (tuple(getattr(config, f) for f in _NETWORK_FIELDS), str(device), native)
+        return TorchStep(eager_step(template, loss_fn), "eager", template, loss_fn, config), 0.0
+    key = (tuple(getattr(config, f) for f in _NETWORK_FIELDS), str(device), native, native_fast())
     if key in _COMPILED:
         return _COMPILED[key], 0.0
     if native and torch.device(device).type == "cpu":
@@ -104,30 +133,57 @@ def make_step(config: Config, device="cpu", compile=True, native=True):
     except Exception as e:  # noqa: BLE001 - whatever broke in the compiler, training can go on eagerly
         warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
                       "training with the eager step instead", RuntimeWarning)
-        compiled = _kind(eager_step(template, loss_fn), "eager")
+        step = TorchStep(eager_step(template, loss_fn), "eager", template, loss_fn, config)
     else:
-        compiled = _kind(compiled, "compiled")
-    _COMPILED[key] = compiled
-    return compiled, time.perf_counter() - t0
+        step = TorchStep(compiled, "compiled", template, loss_fn, config)
+    _COMPILED[key] = step
+    return step, time.perf_counter() - t0
 
 
-def _kind(step, kind):
-    step.kind = kind
-    return step
+class Adam:
+    """The modern recipe's update: Adam with PyTorch's defaults but the rate (betas 0.9 and 0.999,
+    eps 1e-8), one step per mini-batch on the batch-mean loss. `adam(xs, labels)` returns each
+    pattern's loss and penalties before the step.
 
+    With the native step the gradient is summed pattern by pattern and the update computed in C,
+    with the same bits on every CPU; otherwise (CUDA, no C compiler) it is torch.optim.Adam."""
+    BETAS, EPS = (0.9, 0.999), 1e-8
 
-def make_adam_step(model, loss_fn, lr):
-    """The modern recipe's update: one Adam step (PyTorch's defaults but the rate) per mini-batch, on
-    the batch-mean loss. Returns (step, optimizer); step(xs, labels) gives each pattern's share of the
-    batch loss as its loss (so the pass mean is the mean over patterns) and the output penalties.
-    Eager: a mini-batch step is dominated by arithmetic, not by per-call costs."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    def __init__(self, step, params, lr):
+        self.step, self.params, self.lr = step, params, lr
+        self.native = isinstance(step, NativeStep)
+        if self.native:
+            self.state = dict(m={k: torch.zeros_like(p) for k, p in params.items()},
+                              v={k: torch.zeros_like(p) for k, p in params.items()},
+                              decay=[1.0, 1.0])  # beta1^t, beta2^t, as exact products
+        else:
+            self.optimizer = torch.optim.Adam(params.values(), lr=lr, betas=self.BETAS, eps=self.EPS)
 
-    def step(xs, labels):
-        y = model(xs)
-        loss = loss_fn(y, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach().expand(len(xs)), y.detach()
-    return step, optimizer
+    def __call__(self, xs, labels):
+        if not self.native:
+            y = functional_call(self.step.template, self.params, (xs,))
+            losses = self.step.loss_fn(y, labels, per_pattern=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            losses.mean().backward()
+            self.optimizer.step()
+            return losses.detach(), y.detach()
+        grads = {k: torch.zeros_like(p) for k, p in self.params.items()}
+        losses, y = self.step.gradient(self.params, grads, xs, labels)
+        decay = self.state["decay"]
+        decay[:] = [d * b for d, b in zip(decay, self.BETAS)]
+        for k, p in self.params.items():
+            adam_update(p.data, self.state["m"][k], self.state["v"][k], grads[k], len(xs), self.lr, self.BETAS,
+                        self.EPS, (1 - decay[0], 1 - decay[1]))
+        return losses, y
+
+    def state_dict(self):
+        return self.state if self.native else self.optimizer.state_dict()
+
+    def load_state_dict(self, state):
+        if self.native:
+            for k in ("m", "v"):
+                for name, t in state[k].items():
+                    self.state[k][name].copy_(t)
+            self.state["decay"][:] = state["decay"]
+        else:
+            self.optimizer.load_state_dict(state)

@@ -1,23 +1,30 @@
 """Online training (Sec. III-B): one update per pattern, a constant random order, 20 passes.
 
-Before each pass the SDLM step sizes eps_k = eta / (mu + h_kk) are computed from h_kk estimated on
-`hessian_samples` patterns and held fixed for the pass (Appendix C). After each pass the run directory
-gets one metrics row and an atomic checkpoint, so an interrupted run resumes where it stopped and ends
-with the same numbers as an uninterrupted one.
+    train()     set up (or resume) a run, then for each pass: one_pass(), record()
+    one_pass()  SDLM step sizes eps_k = eta / (mu + h_kk) from h_kk estimated on `hessian_samples`
+                patterns and held fixed for the pass (Appendix C); the pass over the patterns;
+                the errors on the training and test sets
+    record()    one metrics row and an atomic checkpoint, so an interrupted run resumes where it
+                stopped and ends with the same numbers as an uninterrupted one
 
 Randomness has one source per purpose, each seeded from the run's seed: the initial weights
 (`seed`), the pattern order (`seed + ORDER`), the patterns used to estimate h (`seed + HESSIAN`) and
 the distortions (`seed + DISTORT`, Sec. III-C). The order depends on the seed and the number of
 training patterns only, so every variant without distortions sees the same sequence of patterns.
+
+The same bits on every x86-64 CPU: with the native step (the CPU default) every floating-point
+number of a run is computed by repro/native.py's C code or by elementwise PyTorch operations that
+round once (no reductions, no BLAS), and the means recorded are exact sums (math.fsum) rounded once.
+A checkpoint is tied to the library's source hash: code that changed since refuses to resume it.
 """
 import csv
 import functools
 import json
+import math
 import os
-import platform
-import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,11 +35,13 @@ from .config import Config
 from .distortions import distort, distorted_pool
 from .loss import make_loss
 from .model import LeNet5
-from .sdlm import eps_stats, hessian_diagonal, step_sizes
-from .step import BLOCK, make_adam_step, make_step
+from .provenance import library_sha256, provenance
+from .sdlm import eps_stats, step_sizes
+from .step import BLOCK, Adam, make_step
 
 ORDER, HESSIAN, DISTORT = 10_000, 20_000, 30_000
 CHECK_EVERY = 1000  # patterns between finiteness checks and progress updates
+PORTABLE_STEPS = ("native",)  # the step kinds whose numbers are the same on every x86-64 CPU
 METRIC_FIELDS = ("pass", "eta", "train_error_online", "train_loss_online", "train_error", "train_loss",
                  "test_error", "test_loss", "test_misses", "eps_min", "eps_median", "eps_max",
                  "seconds", "eval_seconds", "samples_per_s")
@@ -44,7 +53,7 @@ class TrainingDiverged(RuntimeError):
 
 def run_pass(update, xs, ys, block=BLOCK, every_chunk=None):
     """One pass over the patterns (xs, ys) in this order, `block` patterns per `update(xs, ys)` call
-    (the online step's unrolled block, or Adam's mini-batch). Returns each pattern's loss and predicted
+    (the online step's block, or Adam's mini-batch). Returns each pattern's loss and predicted
     class, computed before its update. `every_chunk(done, losses)` is called every CHECK_EVERY
     patterns and at the end with the losses of the patterns since the last call (finiteness checks,
     progress).
@@ -66,45 +75,42 @@ def pass_indices(p, n, order):
     return order[(torch.arange(n, device=order.device) + p * n) % len(order)]
 
 
+def exact_mean(values):
+    """The mean of a tensor's values from their exact sum, rounded once: the same on every CPU."""
+    return math.fsum(values.double().tolist()) / len(values)
+
+
 @torch.no_grad()
-def evaluate(forward, x, labels, loss_fn, batch=1000):
-    """(error fraction, misses, mean loss) of `forward` (a model, or the native step's forward pass)
-    on (x, labels), in batches."""
-    misses, loss = 0, 0.0
+def evaluate(step, params, x, labels, batch=1000):
+    """(error fraction, misses, mean loss) of the network `params` on (x, labels), in batches."""
+    misses, losses = 0, []
     for i in range(0, len(x), batch):
-        y = forward(x[i:i + batch])
+        loss, y = step.evaluate(params, x[i:i + batch], labels[i:i + batch])
         misses += (y.argmin(1) != labels[i:i + batch]).sum().item()
-        loss += loss_fn(y, labels[i:i + batch]).item() * len(y)
-    return misses / len(x), misses, loss / len(x)
+        losses.append(loss)
+    return misses / len(x), misses, exact_mean(torch.cat(losses))
 
 
 def prepare_inputs(images, config: Config, train_images):
     """The paper's scaling (-0.1 background, 1.175 ink) comes from repro.data; the input variants
     rescale it: "unit" maps pixels to [0, 1], "standardized" to zero mean and unit variance over the
-    (padded) training images."""
+    (padded) training images, both computed exactly (exact_moments)."""
     if config.input == "paper":
         return images
     unit = lambda t: (t + 0.1) / 1.275
     if config.input == "unit":
         return unit(images)
-    ref = unit(train_images)
-    return (unit(images) - ref.mean()) / ref.std()
+    mean, std = exact_moments(unit(train_images))
+    return (unit(images) - mean) / std
 
 
-def provenance(device):
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                                  cwd=Path(__file__).parent).stdout.strip()
-        except OSError:
-            return ""
-    import numpy
-    return dict(git_commit=git("rev-parse", "HEAD") or "unknown",
-                git_dirty=bool(git("status", "--porcelain", "--untracked-files=no")),
-                python=sys.version.split()[0], torch=torch.__version__, numpy=numpy.__version__,
-                platform=platform.platform(), processor=platform.processor() or platform.machine(),
-                device=str(device), torch_threads=torch.get_num_threads(),
-                mkldnn=torch.backends.mkldnn.enabled, started=time.strftime("%Y-%m-%d %H:%M:%S"))
+def exact_moments(t):
+    """Mean and standard deviation (n - 1) of a tensor of few distinct values (images of 256 grey
+    levels), from exact sums over its distinct values: the same on every CPU."""
+    values, counts = torch.unique(t, return_counts=True)
+    values, counts, n = values.double().tolist(), counts.tolist(), t.numel()
+    mean = math.fsum(v * c for v, c in zip(values, counts)) / n
+    return mean, math.sqrt(math.fsum(c * (v - mean) ** 2 for v, c in zip(values, counts)) / (n - 1))
 
 
 def atomic_save(obj, path):
@@ -144,145 +150,196 @@ class Progress:
             print(("\r" if self.bar else "") + f"{self.label} {text}", flush=True)
 
 
+@dataclass
+class Run:
+    """Everything one training run holds between passes."""
+    config: Config
+    seed: int
+    dir: Path
+    data: dict  # train_x/train_y/test_x/test_y, prepared for the config, on the device
+    originals: torch.Tensor  # the training images before the input variant (for fresh distortions)
+    raw_train: torch.Tensor  # the whole training set in the paper's scaling (for the input variants)
+    pool_x: torch.Tensor  # the patterns training draws from (with the paper's distortions, 600,000)
+    pool_y: torch.Tensor
+    order: torch.Tensor
+    model: LeNet5
+    params: dict
+    step: object  # the online step (repro.step), which also evaluates and estimates the curvature
+    adam: Adam = None
+    hessian_gen: torch.Generator = None
+    metrics: list = field(default_factory=list)
+    eps_rows: list = field(default_factory=list)
+    start: int = 0
+
+    @property
+    def checkpoint(self):
+        return self.dir / "checkpoint.pt"
+
+
 def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress="bar", label=None, compile=True,
-          eval_train="every"):
+          eval_train="every", require_portable=False):
     """Train (or resume) one run in `run_dir`; returns the list of per-pass metric rows.
 
     `compile` selects the fast online step (repro.step.make_step: native on a CPU, torch.compile on
     CUDA) over the eager one: the same mathematics, many times faster; it does not change the
-    config. With the native step, evaluation uses its forward pass too. `eval_train="last"`
-    measures the error on the whole training set after the last pass only (the on-the-fly error is
-    recorded every pass), which saves time where only the final numbers are compared."""
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
+    config. `require_portable` refuses to train unless the step gives the same bits on every x86-64
+    CPU (the targets that write results/ set it). `eval_train="last"` measures the error on the
+    whole training set after the last pass only (the on-the-fly error is recorded every pass), which
+    saves time where only the final numbers are compared."""
     if eval_train not in ("every", "last"):
         raise ValueError(f"eval_train={eval_train!r}: expected 'every' or 'last'")
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = setup(config, seed, Path(run_dir), data, torch.device(device), compile, require_portable)
+    show = Progress(progress, label or f"[seed {seed}]")
+    for p in range(run.start, config.passes):
+        row = one_pass(run, p, show, evaluate_train=eval_train == "every" or p + 1 == config.passes)
+        record(run, row)
+        eps_range = f" eps {row['eps_min']:.1e}..{row['eps_max']:.1e}" if config.optimizer != "adam" else ""
+        show.line(f"pass {p + 1:2d}/{config.passes} eta={row['eta']:.0e} online train err {row['train_error_online']:.2%} "
+                  f"train err {row['train_error']:.2%} test err {row['test_error']:.2%} ({row['test_misses']})"
+                  f"{eps_range} {row['samples_per_s']:,.0f}/s")
+    return run.metrics
+
+
+def setup(config, seed, run_dir, data, device, compile, require_portable):
+    """The run's data, network and step, resumed from its checkpoint where one exists."""
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
     data = data or mnist.load_mnist()
+    if config.train_size > len(data["train_x"]):
+        raise ValueError(f"config.train_size={config.train_size} but the training split holds only "
+                         f"{len(data['train_x'])} images")
     originals = data["train_x"][:config.train_size]
-    train_x = prepare_inputs(originals, config, data["train_x"]).to(device)
-    train_y = data["train_y"][:config.train_size].to(device)
-    test_x = prepare_inputs(data["test_x"], config, data["train_x"]).to(device)
-    test_y = data["test_y"].to(device)
-    n = len(train_x)
-    # The patterns training draws from: the originals, or with the paper's distortions the originals
-    # and their 540,000 distorted copies, drawn once per seed.
-    pool_x, pool_y = train_x, train_y
-    if config.distortions == "paper":
+    prepare = functools.partial(prepare_inputs, config=config, train_images=data["train_x"])
+    prepared = dict(train_x=prepare(originals).to(device), train_y=data["train_y"][:config.train_size].to(device),
+                    test_x=prepare(data["test_x"]).to(device), test_y=data["test_y"].to(device))
+    pool_x, pool_y = prepared["train_x"], prepared["train_y"]
+    if config.distortions == "paper":  # the originals and their 540,000 distorted copies, drawn once per seed
         copies = distorted_pool(originals, paper.DISTORTED_COPIES, torch.Generator().manual_seed(seed + DISTORT))
-        pool_x = prepare_inputs(copies, config, data["train_x"]).to(device)
-        pool_y = train_y.repeat(paper.DISTORTED_COPIES + 1)
+        pool_x, pool_y = prepare(copies).to(device), pool_y.repeat(paper.DISTORTED_COPIES + 1)
+    order = torch.randperm(len(pool_x), generator=torch.Generator().manual_seed(seed + ORDER)).to(device)
 
     model = LeNet5(config, seed=seed).to(device)
     params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}  # the model's storage
-    loss_fn = make_loss(config)
-    order = torch.randperm(len(pool_x), generator=torch.Generator().manual_seed(seed + ORDER)).to(device)
-    hessian_gen = torch.Generator().manual_seed(seed + HESSIAN)
-    metrics, eps_rows, start = [], [], 0
-    if config.optimizer == "adam":  # the modern recipe: mini-batches, no step sizes of our own
-        step, adam = make_adam_step(model, loss_fn, config.lr)
-
-    ckpt_path = run_dir / "checkpoint.pt"
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        stored = {**Config().to_dict(), **ckpt["config"]}  # a field added since then has its default value
-        if stored != config.to_dict() or ckpt["seed"] != seed:
-            raise ValueError(f"{ckpt_path} belongs to another config or seed; use another run directory")
-        model.load_state_dict(ckpt["model"])
-        hessian_gen.set_state(ckpt["hessian_rng"])
-        if config.optimizer == "adam":
-            adam.load_state_dict(ckpt["adam"])
-        metrics, eps_rows, start = ckpt["metrics"], ckpt["eps"], ckpt["passes_done"]
-        if start >= config.passes:
-            return metrics  # finished earlier
+    step, compile_seconds = make_step(config, device, compile)
+    if require_portable and step.kind not in PORTABLE_STEPS:
+        raise RuntimeError(f"this run must give the same numbers on every x86-64 CPU, but its step is "
+                           f"{step.kind!r}, not the portable native one (unset REPRO_NATIVE_FAST; install gcc)")
+    run = Run(config, seed, run_dir, prepared, originals, data["train_x"], pool_x, pool_y, order, model, params, step,
+              adam=Adam(step, params, config.lr) if config.optimizer == "adam" else None,
+              hessian_gen=torch.Generator().manual_seed(seed + HESSIAN))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if run.checkpoint.exists():
+        resume(run)
     else:
         (run_dir / "config.json").write_text(json.dumps(dict(config.to_dict(), seed=seed), indent=1))
-    if config.optimizer == "adam":
-        compile_seconds, step_kind = 0.0, "eager mini-batch"
-    else:
-        step, compile_seconds = make_step(config, device, compile)
-        step_kind = step.kind
-    meta = dict(seed=seed, **provenance(device), resumed_from_pass=start, step=step_kind,
+    meta = dict(seed=seed, **provenance(device), resumed_from_pass=run.start, step=step.kind,
                 compile_seconds=compile_seconds)
-    (run_dir / f"meta_pass{start}.json" if start else run_dir / "meta.json").write_text(json.dumps(meta, indent=1))
+    (run_dir / (f"meta_pass{run.start}.json" if run.start else "meta.json")).write_text(json.dumps(meta, indent=1))
+    return run
 
-    show = Progress(progress, label or f"[seed {seed}]")
-    if config.distortions != "paper":
-        ordered_x, ordered_y = train_x[order], train_y[order]  # the same constant order every pass
 
-    def pass_patterns(p):
-        """Pass p's n patterns in training order, and their numbers in the pool."""
-        if config.distortions == "paper":
-            idx = pass_indices(p, n, order)
-            return pool_x[idx], pool_y[idx], idx
-        if config.distortions == "none":
-            return ordered_x, ordered_y, order
-        # "fresh": every pass distorts anew the same share of patterns as the paper's pool holds
-        g = torch.Generator().manual_seed(seed + DISTORT + p)
+def resume(run):
+    """Load the run's checkpoint, refusing one from another config, seed or library source."""
+    ckpt = torch.load(run.checkpoint, map_location=run.params["c1.weight"].device, weights_only=True)
+    stored = Config(**{**Config().to_dict(), **ckpt["config"]})  # a field added since then has its default
+    if stored != run.config or ckpt["seed"] != run.seed:
+        raise ValueError(f"{run.checkpoint} belongs to another config or seed; use another run directory")
+    if ckpt.get("library_sha256") != library_sha256():
+        raise ValueError(f"{run.checkpoint} was made by other code (library source {str(ckpt.get('library_sha256'))[:12]}, "
+                         f"now {library_sha256()[:12]}); its numbers would mix two versions. Delete {run.dir} "
+                         "to train it again with this code.")
+    run.model.load_state_dict(ckpt["model"])
+    run.hessian_gen.set_state(ckpt["hessian_rng"])
+    if run.adam is not None:
+        run.adam.load_state_dict(ckpt["adam"])
+    run.metrics, run.eps_rows, run.start = ckpt["metrics"], ckpt["eps"], ckpt["passes_done"]
+
+
+def pass_patterns(run, p):
+    """Pass p's patterns in training order, their labels, and their numbers in the pool."""
+    config, n = run.config, len(run.data["train_x"])
+    if config.distortions == "paper":
+        idx = pass_indices(p, n, run.order)
+        return run.pool_x[idx], run.pool_y[idx], idx
+    xs, ys = run.data["train_x"][run.order], run.data["train_y"][run.order]  # the same order every pass
+    if config.distortions == "fresh":  # distort anew every pass the share of patterns the paper's pool holds
+        g = torch.Generator().manual_seed(run.seed + DISTORT + p)
         pick = (torch.rand(n, generator=g) < paper.DISTORTED_COPIES / (paper.DISTORTED_COPIES + 1)).nonzero()[:, 0]
-        raw = originals[order.cpu()]
+        raw = run.originals[run.order.cpu()]
         raw[pick] = distort(raw[pick], g)
-        return prepare_inputs(raw, config, data["train_x"]).to(device), ordered_y, order
+        xs = prepare_inputs(raw, config, run.raw_train).to(xs.device)
+    return xs, ys, run.order
 
-    def describe(k):
-        return f"training pattern #{k}" if k < n else f"distorted copy {k // n} of training pattern #{k % n}"
-    for p in range(start, config.passes):
-        eta = config.eta[p]  # the pass's global rate: SDLM's eta, SGD's rate, Adam's (constant) rate
-        t0 = time.perf_counter()
-        if config.optimizer == "adam":
-            update, block, stats, eta = step, config.batch_size, None, config.lr
-        else:
-            if config.optimizer == "sdlm":
-                pick = torch.randperm(len(pool_x), generator=hessian_gen)[:config.hessian_samples].to(device)
-                h = hessian_diagonal(model, pool_x[pick], pool_y[pick], loss_fn, config.boundary)
-                eps_by_name = step_sizes(h, eta, config.mu)
-            else:  # plain SGD: one global rate for every parameter, the paper's schedule scaled to start at lr
-                eta = config.lr * eta / config.eta[0]
-                eps_by_name = {k: torch.full_like(v, eta) for k, v in model.named_parameters()}
-            broken = [k for k, v in eps_by_name.items() if not torch.isfinite(v).all()]
-            if broken:
-                raise TrainingDiverged(f"step sizes are not finite before pass {p + 1} (parameters {', '.join(broken)}): "
-                                       "the curvature estimate met a non-finite pattern or weight")
-            stats = eps_stats(eps_by_name)
-            eps_rows += [{"pass": p + 1, "layer": k, **v} for k, v in stats.items()]
-            update, block = functools.partial(step, params, eps_by_name), BLOCK
 
-        def every_chunk(done, losses):
-            bad = (~torch.isfinite(losses)).nonzero()
-            if len(bad):
-                j = done - len(losses) + bad[0].item()
-                kept = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no pass had finished"
-                raise TrainingDiverged(f"loss became {losses[bad[0].item()].item()} in pass {p + 1} at sample {j + 1} "
-                                       f"({describe(patterns[j].item())}); {kept}")
-            show.update(p, done, n, t0)
+def step_sizes_for_pass(run, p):
+    """{parameter: eps} for pass p: SDLM's eta / (mu + h) with h estimated now, or plain SGD's
+    single rate."""
+    config = run.config
+    if config.optimizer == "sgd":
+        return {k: torch.full_like(v, rate(config, p)) for k, v in run.params.items()}
+    pick = torch.randperm(len(run.pool_x), generator=run.hessian_gen)[:config.hessian_samples].to(run.pool_x.device)
+    h = run.step.curvature(run.params, run.pool_x[pick], run.pool_y[pick], config.boundary)
+    eps = step_sizes(h, config.eta[p], config.mu)
+    broken = [k for k, v in eps.items() if not torch.isfinite(v).all()]
+    if broken:
+        raise TrainingDiverged(f"step sizes are not finite before pass {p + 1} (parameters {', '.join(broken)}): "
+                               "the curvature estimate met a non-finite pattern or weight")
+    return eps
 
-        xs, ys, patterns = pass_patterns(p)
-        losses, preds = run_pass(update, xs, ys, block, every_chunk)
-        wrong = preds != ys
-        seconds = time.perf_counter() - t0
 
-        t1 = time.perf_counter()
-        nan = float("nan")
-        forward = functools.partial(step.forward, params) if hasattr(step, "forward") else model
-        train_err, _, train_loss = (evaluate(forward, train_x, train_y, loss_fn)
-                                    if eval_train == "every" or p + 1 == config.passes else (nan, 0, nan))
-        test_err, test_misses, test_loss = evaluate(forward, test_x, test_y, loss_fn)
-        metrics.append({
-            "pass": p + 1, "eta": eta, "train_error_online": wrong.float().mean().item(),
-            "train_loss_online": losses.mean().item(), "train_error": train_err, "train_loss": train_loss,
+def rate(config, p):
+    """The global rate of pass p: SDLM's eta, SGD's rate (the paper's schedule scaled to start at
+    config.lr), Adam's constant rate."""
+    if config.optimizer == "adam":
+        return config.lr
+    return config.lr * config.eta[p] / config.eta[0] if config.optimizer == "sgd" else config.eta[p]
+
+
+def one_pass(run, p, show, evaluate_train=True):
+    """Pass p: step sizes, one update per pattern (or mini-batch), then the errors. Returns its metrics row."""
+    config, n, nan = run.config, len(run.data["train_x"]), float("nan")
+    t0 = time.perf_counter()
+    if config.optimizer == "adam":  # the modern recipe: mini-batches, no step sizes of our own
+        update, block, stats = run.adam, config.batch_size, None
+    else:
+        eps = step_sizes_for_pass(run, p)
+        stats = eps_stats(eps)
+        run.eps_rows += [{"pass": p + 1, "layer": k, **v} for k, v in stats.items()]
+        update, block = functools.partial(run.step, run.params, eps), BLOCK
+    xs, ys, patterns = pass_patterns(run, p)
+
+    def every_chunk(done, losses):
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            j = done - len(losses) + bad[0].item()
+            k = patterns[j].item()
+            what = f"training pattern #{k}" if k < n else f"distorted copy {k // n} of training pattern #{k % n}"
+            kept = f"the last good checkpoint {run.checkpoint} is kept" if run.checkpoint.exists() else "no pass had finished"
+            raise TrainingDiverged(f"loss became {losses[bad[0].item()].item()} in pass {p + 1} at sample {j + 1} "
+                                   f"({what}); {kept}")
+        show.update(p, done, n, t0)
+
+    losses, preds = run_pass(update, xs, ys, block, every_chunk)
+    seconds = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    d = run.data
+    train_err, _, train_loss = evaluate(run.step, run.params, d["train_x"], d["train_y"]) if evaluate_train else (nan, 0, nan)
+    test_err, test_misses, test_loss = evaluate(run.step, run.params, d["test_x"], d["test_y"])
+    return {"pass": p + 1, "eta": rate(config, p), "train_error_online": (preds != ys).sum().item() / n,
+            "train_loss_online": exact_mean(losses), "train_error": train_err, "train_loss": train_loss,
             "test_error": test_err, "test_loss": test_loss, "test_misses": test_misses,
             **{f"eps_{k}": stats["all"][k] if stats else nan for k in ("min", "median", "max")},
-            "seconds": seconds, "eval_seconds": time.perf_counter() - t1, "samples_per_s": n / seconds})
-        atomic_save(dict(model=model.state_dict(), config=config.to_dict(), seed=seed, passes_done=p + 1,
-                         metrics=metrics, eps=eps_rows, hessian_rng=hessian_gen.get_state(),
-                         adam=adam.state_dict() if config.optimizer == "adam" else None), ckpt_path)
-        write_rows(run_dir / "metrics.csv", ("seed",) + METRIC_FIELDS,
-                   [dict(r, seed=seed) for r in metrics])
-        write_rows(run_dir / "eps.csv", ("seed", "pass", "layer", "min", "median", "max"),
-                   [dict(r, seed=seed) for r in eps_rows])
-        eps_range = f" eps {stats['all']['min']:.1e}..{stats['all']['max']:.1e}" if stats else ""
-        show.line(f"pass {p + 1:2d}/{config.passes} eta={eta:.0e} online train err {metrics[-1]['train_error_online']:.2%} "
-                  f"train err {train_err:.2%} test err {test_err:.2%} ({test_misses}){eps_range} {n / seconds:,.0f}/s")
-    return metrics
+            "seconds": seconds, "eval_seconds": time.perf_counter() - t1, "samples_per_s": n / seconds}
+
+
+def record(run, row):
+    """Append the pass's row; write the checkpoint (atomically) and the run's CSVs."""
+    run.metrics.append(row)
+    atomic_save(dict(model=run.model.state_dict(), config=run.config.to_dict(), seed=run.seed,
+                     passes_done=row["pass"], metrics=run.metrics, eps=run.eps_rows,
+                     hessian_rng=run.hessian_gen.get_state(), library_sha256=library_sha256(),
+                     adam=run.adam.state_dict() if run.adam is not None else None), run.checkpoint)
+    write_rows(run.dir / "metrics.csv", ("seed",) + METRIC_FIELDS, [dict(r, seed=run.seed) for r in run.metrics])
+    write_rows(run.dir / "eps.csv", ("seed", "pass", "layer", "min", "median", "max"),
+               [dict(r, seed=run.seed) for r in run.eps_rows])

@@ -137,11 +137,22 @@ def test_predict_is_argmin_of_penalties(model):
     (torch.zeros(1, 1, 28, 28), "32, 32"),
     (torch.zeros(1, 3, 32, 32), "shape"),
     (torch.zeros(1, 1, 32, 32, dtype=torch.uint8), "floating-point"),
+    (torch.zeros(1, 1, 32, 32, dtype=torch.float64), r"parameters are float32 but the images are float64.*x\.to"),
     ([[0.0]], "torch.Tensor"),
 ])
 def test_bad_input_is_a_clear_error(model, bad, message):
     with pytest.raises(ValueError, match=message):
         model(bad)
+
+
+def test_images_of_another_float_dtype_are_a_clear_error():
+    double = LeNet5().double()
+    for run in (double, double.trace):
+        with pytest.raises(ValueError, match="parameters are float64 but the images are float32"):
+            run(torch.zeros(1, 1, 32, 32))
+    assert double(torch.zeros(2, 1, 32, 32, dtype=torch.float64)).dtype == torch.float64
+    with pytest.raises(ValueError, match="parameters are float32 but the images are float64"):
+        LeNet5().trace(torch.zeros(1, 1, 32, 32, dtype=torch.float64))
 
 
 def test_variants_counts():

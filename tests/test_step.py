@@ -76,7 +76,7 @@ def test_native_step_refuses_bad_input():
 
 
 def test_without_a_compiler_training_falls_back_to_eager_with_a_warning_per_step_kind(monkeypatch):
-    def no_compiler(dtype):
+    def no_compiler(*args):
         raise native.NativeUnavailable("no C compiler")
 
     def broken_compile(fn, **kwargs):

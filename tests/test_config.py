@@ -1,0 +1,72 @@
+"""Config rejects out-of-range and wrong-typed values with one clear error naming the field."""
+import json
+
+import numpy as np
+import pytest
+
+from repro import LeNet5, get_config, paper
+from repro.config import VARIANTS, Config
+
+NAN, INF = float("nan"), float("inf")
+ETA = paper.ETA_SCHEDULE
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("mu", -1.0), ("mu", 0), ("mu", 0.0), ("mu", "x"), ("mu", NAN), ("mu", INF), ("mu", True), ("mu", None),
+    ("eta", ETA[:-1] + (-1.0,)), ("eta", ETA[:-1] + (0.0,)), ("eta", ETA[:-1] + (NAN,)), ("eta", ETA[:-1] + ("a",)),
+    ("eta", ETA[:-1] + (True,)), ("eta", "abc"), ("eta", 1e-3), ("eta", None), ("eta", ETA[:-1]),
+    ("passes", 0), ("passes", -1), ("passes", 2.5), ("passes", 2.0), ("passes", True), ("passes", "2"),
+    ("train_size", 70_000), ("train_size", 60_001), ("train_size", 0), ("train_size", 600.0), ("train_size", False),
+    ("hessian_samples", 0), ("hessian_samples", 1.5), ("hessian_samples", True),
+    ("lr", 0), ("lr", -1e-3), ("lr", INF), ("lr", NAN), ("lr", "1e-3"),
+    ("batch_size", 0), ("batch_size", -64), ("batch_size", 64.0), ("batch_size", True),
+    ("j", "a"), ("j", INF), ("j", -INF), ("j", NAN), ("j", None), ("j", 1j),
+    ("init_scale", 0), ("init_scale", -2.4), ("init_scale", INF), ("init_scale", "2.4"),
+    ("init_fan_power", -0.5), ("init_fan_power", NAN), ("init_fan_power", INF), ("init_fan_power", "1"),
+])
+def test_bad_values_are_a_clear_error(field, bad):
+    with pytest.raises(ValueError, match=rf"^config\.{field}\b") as e:
+        get_config("paper", **{field: bad})
+    assert "expected" in str(e.value) or "rates for" in str(e.value)
+
+
+@pytest.mark.parametrize("field, good", [
+    ("mu", 1), ("mu", np.float32(0.05)), ("lr", np.float64(1e-3)),
+    ("passes", np.int64(3)), ("train_size", 60_000), ("train_size", 1), ("hessian_samples", 1),
+    ("j", 0), ("j", -2.5), ("init_fan_power", 0), ("init_scale", 1), ("eta", [1e-4] * 20),
+    ("eta", tuple(np.full(20, 1e-4))),
+])
+def test_good_values_are_kept_as_given(field, good):
+    config = get_config("paper", **{field: good})
+    expected = tuple(good) if isinstance(good, list) else good
+    assert getattr(config, field) == expected and type(getattr(config, field)) is type(expected)
+
+
+def test_eta_list_becomes_a_tuple():
+    config = Config(eta=list(ETA))
+    assert config.eta == ETA and isinstance(config.eta, tuple)
+    hash(config)
+
+
+def test_existing_rules_still_hold():
+    with pytest.raises(ValueError, match="expected one of"):
+        Config(loss="hinge")
+    with pytest.raises(ValueError, match="rates for"):
+        Config(passes=21)
+    with pytest.raises(ValueError, match="mini-batches"):
+        Config(optimizer="adam")
+    with pytest.raises(ValueError, match="linear output"):
+        Config(loss="ce")
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_variant_builds(name):
+    config = get_config(name)
+    assert isinstance(config, Config)
+    LeNet5(config)
+
+
+@pytest.mark.parametrize("name", ["paper", "paper-literal", "adam", "modern+sdlm", "distortions-fresh"])
+def test_json_round_trip(name):
+    config = get_config(name, j=0.5, train_size=600)
+    assert Config(**json.loads(json.dumps(config.to_dict()))) == config
