@@ -18,25 +18,51 @@ def slope(a):
     return paper.SQUASH_A * paper.SQUASH_S * (1 - math.tanh(paper.SQUASH_S * a) ** 2)
 
 
+def relu_slope(a):
+    return 1.0 if a > 0 else 0.0
+
+
+def identity_slope(a):
+    return 1.0
+
+
 def explicit_loop_h(model, x1):
-    """Appendix C's formulas for one pattern, connection by connection, in plain Python/numpy."""
+    """Appendix C's formulas for one pattern, connection by connection, in plain Python/numpy.
+
+    Read from model.config, not from the layers: the activation (scaled tanh, or ReLU with slope 0/1),
+    the pooling (trainable subsampling w * (1 or 1/4) * sum + b then the activation; plain average
+    pooling, 1/4 on each input, no parameters, no activation; max pooling, the window's first maximum
+    copied, no parameters, no activation), C3's table (Table I or full) and the head (RBF with the
+    eq. 8 boundary 2 at F6's outputs, or the linear head under softmax/cross-entropy, whose boundary
+    at the penalties is p(1 - p) with p = softmax(-y))."""
+    config = model.config
     record, _ = model.trace(x1)
     acts = {n: a[0].detach().numpy() for n, _, a in record}
     ins = {n: xi[0].detach().numpy() for n, xi, _ in record}
     P = {k: v.detach().numpy() for k, v in model.named_parameters()}
     h = {k: np.zeros_like(v) for k, v in P.items()}
+    f_slope = {"scaled_tanh": slope, "relu": relu_slope}[config.activation]
 
-    d2x = np.full(84, 2.0)  # eq. 8 boundary at F6's outputs
-    # F6: 84 units, 120 inputs each, plus bias
-    a, xin = acts["f6"], ins["f6"].reshape(-1)
-    d2a = np.array([slope(a[i]) ** 2 * d2x[i] for i in range(84)])
-    d2x = np.zeros(120)
-    for i in range(84):
-        h["f6.bias"][i] += d2a[i]
-        for j in range(120):
-            h["f6.weight"][i, j] += d2a[i] * xin[j] ** 2
-            d2x[j] += P["f6.weight"][i, j] ** 2 * d2a[i]
-    d2x = d2x.reshape(120, 1, 1)
+    def full(name, d2a_out, f):
+        """A full connection: d2a_out[i] = d2E/da_i^2 of its units, f the slope after it (None: none)."""
+        a, xin, w = acts[name], ins[name].reshape(-1), P[f"{name}.weight"]
+        units, inputs = w.shape
+        d2in = np.zeros(inputs)
+        for i in range(units):
+            d2a = (f(a[i]) ** 2 if f else 1.0) * d2a_out[i]
+            h[f"{name}.bias"][i] += d2a
+            for j in range(inputs):
+                h[f"{name}.weight"][i, j] += d2a * xin[j] ** 2
+                d2in[j] += w[i, j] ** 2 * d2a  # the linear head's -1 squares to 1
+        return d2in
+
+    if config.output == "rbf":
+        d2x = np.full(84, 2.0)  # eq. 8 boundary at F6's outputs
+    else:  # softmax/cross-entropy on the logits -y: the exact diagonal p(1 - p) at the penalties y
+        z = -acts["output"]
+        p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        d2x = full("output", p * (1 - p), None)
+    d2x = full("f6", d2x, f_slope).reshape(120, 1, 1)
 
     def conv(name, d2x_out, kernels_of_map):
         """kernels_of_map[m] = [(input map, weight key index)]: loops over units and their connections."""
@@ -47,7 +73,7 @@ def explicit_loop_h(model, x1):
         for m in range(maps):
             for p in range(H):
                 for q in range(W):
-                    d2a = slope(a[m, p, q]) ** 2 * d2x_out[m, p, q]
+                    d2a = f_slope(a[m, p, q]) ** 2 * d2x_out[m, p, q]
                     h[f"{name}.bias"][m] += d2a
                     for i, key in kernels_of_map[m]:
                         for u in range(5):
@@ -60,22 +86,35 @@ def explicit_loop_h(model, x1):
         a, xin = acts[name], ins[name]
         maps, H, W = a.shape
         d2in = np.zeros_like(xin)
-        coef = P[f"{name}.weight"]
+        scale = 0.25 if config.subsampling_input == "average" else 1.0  # a = w * scale * (sum of 4) + b
         for m in range(maps):
             for p in range(H):
                 for q in range(W):
-                    d2a = slope(a[m, p, q]) ** 2 * d2x_out[m, p, q]
-                    h[f"{name}.bias"][m] += d2a
-                    for u in range(2):
-                        for v in range(2):
-                            h[f"{name}.weight"][m] += d2a * xin[m, 2 * p + u, 2 * q + v] ** 2
-                            d2in[m, 2 * p + u, 2 * q + v] += coef[m] ** 2 * d2a
+                    window = [(2 * p + u, 2 * q + v) for u in range(2) for v in range(2)]  # row by row
+                    if config.subsampling == "trainable":
+                        d2a = f_slope(a[m, p, q]) ** 2 * d2x_out[m, p, q]
+                        coef = P[f"{name}.weight"][m] * scale
+                        h[f"{name}.bias"][m] += d2a
+                        for r, c in window:
+                            h[f"{name}.weight"][m] += d2a * (scale * xin[m, r, c]) ** 2
+                            d2in[m, r, c] += coef ** 2 * d2a
+                    elif config.subsampling == "average":  # 1/4 on each input; identity after it
+                        d2a = identity_slope(a[m, p, q]) ** 2 * d2x_out[m, p, q]
+                        for r, c in window:
+                            d2in[m, r, c] += 0.25 ** 2 * d2a
+                    else:  # max: the output copies the first of the window's largest inputs (coefficient 1)
+                        d2a = identity_slope(a[m, p, q]) ** 2 * d2x_out[m, p, q]
+                        values = [xin[m, r, c] for r, c in window]
+                        r, c = window[values.index(max(values))]
+                        assert xin[m, r, c] == a[m, p, q]
+                        d2in[m, r, c] += 1.0 ** 2 * d2a
         return d2in
 
     d2x = conv("c5", d2x, [[(i, (m, i)) for i in range(16)] for m in range(120)])
     d2x = subsample("s4", d2x)
+    table = paper.C3_TABLE if config.c3 == "table" else [tuple(range(6))] * 16
     k, c3_kernels = 0, []
-    for inputs in paper.C3_TABLE:
+    for inputs in table:
         c3_kernels.append([(i, (k + n,)) for n, i in enumerate(inputs)])
         k += len(inputs)
     d2x = conv("c3", d2x, c3_kernels)
@@ -84,23 +123,22 @@ def explicit_loop_h(model, x1):
     return h
 
 
-@pytest.mark.parametrize("variant", ["paper", "paper-literal"])
+# Every network choice the curvature pass meets; "modern+tanh" and "modern+rbf" put one paper choice
+# back into the modern network, "modern+sdlm" is the modern network itself (linear head, ReLU, max
+# pooling, full C3) trained by SDLM.
+@pytest.mark.parametrize("variant", ["paper", "paper-literal", "relu", "max-pool", "average-pool", "full-c3",
+                                     "softmax-ce", "modern+tanh", "modern+rbf", "modern+sdlm"])
 def test_hessian_pass_matches_explicit_loops(variant):
     torch.manual_seed(0)
     model = LeNet5(get_config(variant), seed=1).double()
-    average = model.config.subsampling_input == "average"
     x = torch.randn(2, 1, 32, 32, dtype=torch.float64)
     labels = torch.tensor([3, 7])
     h = hessian_diagonal(model, x, labels, make_loss(model.config), "paper")
-    if average:  # the loops above add the four inputs: fold the 1/4 into the coefficients
-        for name in ("s2", "s4"):
-            getattr(model, name).weight.data *= 0.25
-            getattr(model, name).scale.fill_(1.0)
     loops = [explicit_loop_h(model, x[n:n + 1]) for n in range(2)]
+    assert set(h) == set(loops[0]) == {k for k, _ in model.named_parameters()}
     for key, value in h.items():
         expected = (loops[0][key] + loops[1][key]) / 2
-        if key in ("s2.weight", "s4.weight") and average:
-            expected = expected / 16  # h of the coefficient w is (1/4)^2 h of the coefficient w/4
+        assert np.abs(expected).max() > 0, key  # every parameter sees some curvature on these patterns
         np.testing.assert_allclose(value.numpy(), expected, rtol=1e-9, atol=1e-12, err_msg=key)
 
 
@@ -187,3 +225,20 @@ def test_linear_head_curvature_is_the_exact_hessian_and_non_negative():
     torch.testing.assert_close(h["output.weight"], hw.reshape(w.numel(), w.numel()).diagonal().reshape(w.shape), rtol=1e-12, atol=0)
     torch.testing.assert_close(h["output.bias"], hb.diagonal(), rtol=1e-12, atol=0)
     assert all((v >= 0).all() for v in h.values())
+
+
+def test_max_pooling_curvature_goes_to_the_first_maximum_of_each_window():
+    """Ties (ReLU's zeros) go to the first maximum, row by row, as max_pool2d's forward picks it."""
+    from repro.layers import MaxPooling
+    x = torch.tensor([[[[1.0, 3.0, 0.0, 0.0],
+                        [3.0, 2.0, 0.0, 0.0],
+                        [-1.0, -2.0, 5.0, 4.0],
+                        [-1.0, -3.0, 4.0, 5.0]]]], dtype=torch.float64)
+    d2a = torch.tensor([[[[10.0, 20.0], [30.0, 40.0]]]], dtype=torch.float64)
+    d2x, sums = MaxPooling(1).curvature(x, d2a)
+    expected = torch.tensor([[[[0.0, 10.0, 20.0, 0.0],
+                               [0.0, 0.0, 0.0, 0.0],
+                               [30.0, 0.0, 40.0, 0.0],
+                               [0.0, 0.0, 0.0, 0.0]]]], dtype=torch.float64)
+    assert sums == {}
+    torch.testing.assert_close(d2x, expected, rtol=0, atol=0)
