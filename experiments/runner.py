@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from repro import paper
@@ -32,8 +33,9 @@ def run_one(job):
     config = Config(**config)
     torch.set_num_threads(1)
     data = mnist.load_mnist()
-    if split == "validation":
+    if split == "validation":  # the config records the 50,000 images that train
         data = mnist.validation_split(data)
+        config = replace(config, train_size=min(config.train_size, len(data["train_x"])))
     t0 = time.time()
     train(config, seed, Path(run_dir), data, device=device, progress=progress, label=f"[{label}]",
           eval_train=eval_train, require_portable=not in_scratch(run_dir))
