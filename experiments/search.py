@@ -98,17 +98,21 @@ def table(metrics, decision, test):
 
 
 def reproduce_test_errors(chosen, seeds):
-    """The test errors of the text's and the chosen mu from make reproduce's committed metrics."""
-    path = ROOT / "results" / "reproduce" / "metrics.csv"
-    if not path.exists():
+    """The test errors of the text's and the chosen mu from make reproduce's committed results, only
+    from runs of this mu made by this library code (their config.json and meta.json say so)."""
+    from repro.provenance import library_sha256
+    results = ROOT / "results" / "reproduce"
+    if not (results / "metrics.csv").exists():
         return pd.DataFrame(columns=["mu", "seed", "test_error", "from"])
-    m = pd.read_csv(path)
-    last = m.groupby(["variant", "seed"]).tail(1)
+    last = pd.read_csv(results / "metrics.csv").groupby(["variant", "seed"]).tail(1)
     rows = []
     for variant, mu in {"paper": chosen, **REPRODUCE_ROWS}.items():
         for _, r in last[(last.variant == variant) & last.seed.isin(seeds)].iterrows():
-            rows.append(dict(mu=mu, seed=r.seed, test_error=r.test_error, **{"from": f"make reproduce ({variant})"}))
-    return pd.DataFrame(rows).drop_duplicates(["mu", "seed"])
+            run = results / "runs" / f"{variant}_seed{r.seed}"
+            config, meta = (json.loads((run / f).read_text()) for f in ("config.json", "meta.json"))
+            if config["mu"] == mu and meta.get("library_sha256") == library_sha256():
+                rows.append(dict(mu=mu, seed=r.seed, test_error=r.test_error, **{"from": f"make reproduce ({variant})"}))
+    return pd.DataFrame(rows, columns=["mu", "seed", "test_error", "from"]).drop_duplicates(["mu", "seed"])
 
 
 def main():
