@@ -21,19 +21,33 @@ scratch/runs/ablations/. Writes results/ablations/:
 
   metrics.csv     one row per variant, seed and pass
   selection.csv   the validation search, one row per setting (last pass)
-  table.md        per variant: what changed, parameters, test error mean +- std (min-max), the
-                  difference from the faithful recipe and whether it exceeds the seed noise, time
+  invocation.json what the table says of the invocation and no CSV holds (its wall time)
+  stats.csv       per variant: seeds, test error mean, std, min, max; against the recipe (paired over
+                  seeds): difference, its 95% CI, p, Holm-adjusted p and threshold, verdict; what the
+                  variant changes and the recipe's values of those fields
+  table.md        the same as a table, with parameters, training error and time per run
   ablations.png   final test error per variant, every seed shown
   runs/           each run's config.json and meta.json (seed, versions, git commit, device)
+
+Statistics (experiments/stats.py). A seed fixes the pattern order, and the initial weights where shapes
+and initialisation agree, so each variant is compared with the recipe seed by seed: a two-sided paired
+t-test on the per-seed differences of the final test error, with the 95% CI of the mean difference
+from the t distribution, and Holm-Bonferroni over all compared variants at alpha = 0.05. The verdict
+is "better" or "worse" where Holm rejects, otherwise "not separated from the recipe"; README's
+findings are sentences built from stats.csv. stats.csv, table.md and both README blocks are render()'s,
+made from metrics.csv, selection.csv, invocation.json and the committed code only.
 """
 import argparse
+import io
 import itertools
-import statistics
+import math
 import time
+from pathlib import Path
 
 import pandas as pd
 
-from readme import update_block
+from readme import BLOCK, invocation, read_block, write, write_invocation
+from stats import ALPHA, compare
 from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
                     output_dirs, quick_overrides, run_all, validated)
 
@@ -82,58 +96,155 @@ def selection_jobs(variants, runs, quick):
             for v in variants if v in SEARCH for s in settings(v)]
 
 
-def select(variants, runs):
-    """({variant: chosen overrides}, the search as one row per setting) from the finished selection runs."""
-    chosen, rows = {}, []
+def search_rows(variants, runs):
+    """The validation search as one row per setting (in settings() order), from the finished runs."""
+    rows = []
     for v in [v for v in SEARCH if v in variants]:
-        scores = []
         for s in settings(v):
             run = pd.read_csv(select_dir(runs, v, s) / "metrics.csv")
             m = run.iloc[-1]
-            scores.append((m.test_error, s))
             rows.append(dict(variant=v, **{k: s.get(k) for k in ("lr", "batch_size")}, seed=SELECT_SEED,
                              val_error=m.test_error, train_error=m.train_error,
                              minutes=(run.seconds.sum() + run.eval_seconds.sum()) / 60))
-        chosen[v] = min(scores, key=lambda t: t[0])[1]  # min keeps the first of equal errors
-    for v, parent in INHERIT.items():
-        if parent in chosen:
-            chosen[v] = chosen[parent]
-    return chosen, pd.DataFrame(rows)
+    return pd.DataFrame(rows)
 
 
-def table(last, chosen, params):
-    from scipy.stats import ttest_ind
+def choose(selection):
+    """{variant: chosen overrides} from the search's rows (selection.csv): the lowest validation error,
+    ties to the first setting listed; INHERIT's variants take their parent's choice."""
+    chosen = {}
+    for v in [v for v in SEARCH if len(selection) and v in set(selection.variant)]:
+        errors = selection[selection.variant == v].val_error.tolist()
+        if len(errors) != len(settings(v)):
+            raise ValueError(f"selection.csv has {len(errors)} settings of {v}, SEARCH has {len(settings(v))}")
+        chosen[v] = settings(v)[errors.index(min(errors))]  # index() finds the first of equal errors
+    return dict(chosen, **{v: chosen[parent] for v, parent in INHERIT.items() if parent in chosen})
+
+
+# Recipe fields shown beside the one a variant changes, because they define the recipe's version of it.
+CONTEXT = {"init": ("init_scale", "init_fan_power"), "subsampling": ("subsampling_input",), "optimizer": ("mu",)}
+VERDICTS = {"lower": "better", "higher": "worse", "not separated": "not separated from the recipe",
+            "not tested": "not tested (fewer than two seeds)"}
+
+
+def changes(variant, chosen):
+    """What a variant changes: its overrides of the recipe (a chosen value replaces a placeholder)."""
     from repro.config import VARIANTS
-    base = last[last.variant == BASELINE].test_error.tolist()
+    picked = chosen.get(variant, {})
+    what = ", ".join(f"{k}={v}" for k, v in VARIANTS[variant].items() if k not in picked) or "the faithful recipe"
+    return what + (f" (chosen: {setting_name(picked)})" if picked else "")
+
+
+def against(variant):
+    """The recipe's values of the fields a variant changes (and of CONTEXT's fields that define them),
+    each marked where the recipe departs from the text (paper-literal's value)."""
+    from repro.config import VARIANTS, Config
+    recipe, text = Config(), VARIANTS["paper-literal"]
+    fields = [k for k, v in VARIANTS[variant].items() if getattr(recipe, k) != v]
+    fields = list(dict.fromkeys(f for k in fields for f in (k, *CONTEXT.get(k, ()))))
+    return ", ".join(f"{k}={getattr(recipe, k)}" + (f" (the text: {text[k]})" if k in text else "") for k in fields)
+
+
+def finals(metrics):
+    """One row per variant and seed: the last pass's metrics, with the run's minutes of training and evaluation."""
+    last = metrics.groupby(["variant", "seed"], sort=False).tail(1).copy()
+    last["minutes"] = (metrics.seconds + metrics.eval_seconds).groupby(
+        [metrics.variant, metrics.seed], sort=False).sum().values / 60
+    return last
+
+
+def stats_table(last, chosen):
+    """stats.csv's rows: each variant's final test errors against the recipe's (experiments/stats.py)."""
+    values = {v: dict(zip(g.seed, g.test_error)) for v, g in last.groupby("variant", sort=False)}
+    rows = pd.DataFrame(compare(values, BASELINE)).rename(columns={"row": "variant", "threshold": "holm_threshold"})
+    rows["verdict"] = rows.verdict.map(VERDICTS)
+    rows["changes"] = [changes(v, chosen) for v in rows.variant]
+    rows["against"] = [against(v) for v in rows.variant]
+    return rows[["variant", "n", "mean", "std", "min", "max", "diff", "ci_low", "ci_high", "p", "p_holm",
+                 "holm_threshold", "verdict", "changes", "against"]]
+
+
+def table(last, stats, params):
+    """table.md's table, from the final rows and stats.csv's rows."""
+    m = stats.p.notna().sum()
     lines = ["# Ablations: one 1998 choice at a time against its modern counterpart\n",
-             "Generated by `make ablations`. Test error after pass 20 on the 10,000 test images; mean ± standard "
-             "deviation over seeds (min–max). \"vs paper\" is the difference from the faithful recipe (`paper`); "
-             "\"beyond seed noise?\" is Welch's t-test on the per-seed errors at p < 0.05 (with 3 seeds a rough "
-             "guide, not a proof). Settings marked *chosen* were picked on a validation split (selection.csv).\n",
+             f"Generated by `make ablations`. Test error after pass {int(last['pass'].max())} on the 10,000 test "
+             "images: mean ± standard deviation over seeds (min–max). \"vs paper\" is the mean over seeds of "
+             "(variant − recipe) with the same seed, in percentage points, with its 95% confidence interval from the "
+             "t distribution of the paired differences (not adjusted for the number of rows). Test: two-sided paired "
+             "t-test over seeds (a seed fixes the pattern order, and the initial weights where shapes and "
+             f"initialisation agree); \"p (Holm)\" is Holm–Bonferroni-adjusted over the {m} rows compared with the "
+             f"recipe at alpha = {ALPHA:g}. Verdict: \"better\" or \"worse\" where Holm rejects, otherwise "
+             "\"not separated from the recipe\". Settings marked *chosen* were picked on a validation split "
+             "(selection.csv). The numbers are in stats.csv.\n",
              "| variant | what changes (overrides of the recipe) | parameters | seeds | test error | min–max | "
-             "train error | vs paper | beyond seed noise? | time per run |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for variant, g in last.groupby("variant", sort=False):
-        te = g.test_error.tolist()
-        sd = f" ± {statistics.stdev(te):.2%}" if len(te) > 1 else ""
-        picked = chosen.get(variant, {})  # a chosen value replaces the variant's placeholder
-        what = ", ".join(f"{k}={v}" for k, v in VARIANTS[variant].items() if k not in picked)
-        what = what or "the faithful recipe"
-        if variant in chosen:
-            what += "; chosen: " + setting_name(chosen[variant])
-        if variant == BASELINE or not base:
-            diff, verdict = "–", "–"
+             "train error | vs paper [95% CI] | p | p (Holm) | verdict | time per run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in stats.itertuples():
+        g = last[last.variant == r.variant]
+        sd = "" if math.isnan(r.std) else f" ± {r.std:.2%}"
+        if r.variant == BASELINE:
+            cells = ["–", "–", "–", "(the recipe)"]
         else:
-            diff = f"{statistics.mean(te) - statistics.mean(base):+.2%}"
-            if len(te) > 1 and len(base) > 1:
-                p = ttest_ind(te, base, equal_var=False).pvalue
-                verdict = f"{'yes' if p < 0.05 else 'no'} (p = {p:.2g})"
-            else:
-                verdict = "one seed"
-        lines.append(f"| {variant} | {what} | {params[variant]:,} | {len(te)} | {statistics.mean(te):.2%}{sd} | "
-                     f"{min(te):.2%}–{max(te):.2%} | {g.train_error.mean():.2%} | {diff} | {verdict} | "
-                     f"{g.minutes.mean():.1f} min |")
+            ci = "" if math.isnan(r.ci_low) else f" [{r.ci_low:+.2%}, {r.ci_high:+.2%}]"
+            cells = [f"{r.diff:+.2%}{ci}", *("–" if math.isnan(x) else f"{x:.2g}" for x in (r.p, r.p_holm)), r.verdict]
+        lines.append(f"| {r.variant} | {r.changes} | {params[r.variant]:,} | {r.n} | {r.mean:.2%}{sd} | "
+                     f"{r.min:.2%}–{r.max:.2%} | {g.train_error.mean():.2%} | " + " | ".join(cells) +
+                     f" | {g.minutes.mean():.1f} min |")
     return "\n".join(lines) + "\n"
+
+
+def findings(stats):
+    """README's findings: sentences built from stats.csv alone."""
+    pts = lambda x: f"{100 * x:+.2f}"
+    ci = lambda r: f"{pts(r.diff)} points (95% CI {pts(r.ci_low)} to {pts(r.ci_high)}; p = {r.p:.2g}, Holm-adjusted {r.p_holm:.2g})"
+    rows = stats[stats.variant != BASELINE]
+    tested, untested = rows[rows.p.notna()], rows[rows.p.isna()]
+    separated = tested[tested.verdict.isin(["better", "worse"])]
+    rest = tested[~tested.verdict.isin(["better", "worse"])]
+    n = int(stats.n.max())
+    parts = [f"Generated by `make ablations` from results/ablations/stats.csv. Each variant is compared with the recipe "
+             f"(`{BASELINE}`) on the final test error of the same {n} seed{'s' * (n != 1)}: two-sided paired t-tests, "
+             f"Holm–Bonferroni over the {len(tested)} compared variants at alpha = {ALPHA:g}; differences are variant − "
+             "recipe in points of test error, with the 95% CI of the paired differences. Each variant is compared with "
+             "the recipe's values of the fields it changes."]
+    compared = lambda r: f"It sets {r.changes}; the recipe has {r.against}."
+    if len(separated):
+        parts.append("Separated from the recipe:\n\n" + "\n".join(
+            f"- **{r.variant}** is {r.verdict} than the recipe: {ci(r)}. {compared(r)}" for r in separated.itertuples()))
+    elif len(tested):
+        parts.append("No variant is separated from the recipe.")
+    if len(rest):
+        parts.append(f"The evidence does not separate {', '.join(rest.variant)} from the recipe:\n\n" + "\n".join(
+            f"- {r.variant}: {ci(r)}. {compared(r)}" for r in rest.itertuples()))
+    if len(untested):
+        parts.append(f"Not tested (fewer than two seeds): {', '.join(untested.variant)}.")
+    return "\n\n".join(parts) + "\n"
+
+
+def render(results_dir):
+    """stats.csv, table.md and README's two blocks, made from results/ablations/ (metrics.csv,
+    selection.csv where a variant was searched, invocation.json) and the committed code only."""
+    from repro.config import get_config
+    from repro.layers import param_count
+    from repro.model import LeNet5
+    results_dir = Path(results_dir)
+    last = finals(pd.read_csv(results_dir / "metrics.csv"))
+    has_search = (results_dir / "selection.csv").exists()
+    selection = pd.read_csv(results_dir / "selection.csv") if has_search else pd.DataFrame()
+    chosen = {v: c for v, c in choose(selection).items() if v in set(last.variant)}
+    wall = invocation(results_dir)["wall_seconds"]
+    stats_csv = stats_table(last, chosen).to_csv(index=False)
+    stats = pd.read_csv(io.StringIO(stats_csv))  # the text is made from stats.csv as written
+    params = {v: param_count(LeNet5(get_config(v))) for v in stats.variant}
+    text = table(last, stats, params)
+    search = f", and {selection.minutes.sum():.0f} min for the {len(selection)} runs of the validation search" if len(selection) else ""
+    text += (f"\nTraining and evaluation time summed over the {len(last)} runs: {last.minutes.sum():.0f} min{search}; "
+             f"run side by side, one process per core. This invocation took {wall / 60:.1f} min of wall time (runs "
+             "finished by an earlier invocation are read, not retrained).\n")
+    return {"stats.csv": stats_csv, "table.md": text,
+            BLOCK + "ablations": text.split("\n", 1)[1] + "\n![ablations](results/ablations/ablations.png)\n",
+            BLOCK + "ablations-findings": findings(stats)}
 
 
 def plot(last, path):
@@ -160,8 +271,6 @@ def plot(last, path):
 
 def main():
     from repro.config import VARIANTS, get_config
-    from repro.layers import param_count
-    from repro.model import LeNet5
     default = [v for v in VARIANTS if not v.startswith(("paper-", "distortions"))]  # other make targets run those
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=default, choices=list(VARIANTS), metavar="VARIANT")
@@ -186,11 +295,13 @@ def main():
         return selection_jobs(sorted(set(needs.values())), runs, quick) + [
             variant_job(v, s, run_dir(runs, v, s, {}), quick=quick) for v in variants if v not in needs for s in args.seeds]
     first = validated(ap, build_first_jobs)
+    if not scratch:  # README must have the blocks the full run writes, before anything trains
+        validated(ap, lambda: [read_block(b) for b in ("ablations", "ablations-findings")])
     confirm_outputs("make ablations", scratch, out, runs)
     t0 = time.time()
     run_all(first, args.workers)
-    chosen, selection = select(set(needs.values()), runs)
-    chosen = {v: c for v, c in chosen.items() if v in variants}
+    selection = search_rows(set(needs.values()), runs)
+    chosen = {v: c for v, c in choose(selection).items() if v in variants}
     run_all([variant_job(v, s, run_dir(runs, v, s, chosen), quick=quick, **chosen[v])
              for v in chosen for s in args.seeds], args.workers)
 
@@ -204,25 +315,18 @@ def main():
               for v in variants for s in args.seeds]
     metrics = pd.concat(frames)
     metrics = metrics[["variant"] + [c for c in metrics.columns if c != "variant"]]
-    metrics["minutes"] = (metrics.seconds + metrics.eval_seconds) / 60
     out.mkdir(parents=True, exist_ok=True)
-    metrics.drop(columns="minutes").to_csv(out / "metrics.csv", index=False)
+    metrics.to_csv(out / "metrics.csv", index=False)
     if len(selection):
         selection.to_csv(out / "selection.csv", index=False)
-    last = metrics.groupby(["variant", "seed"], sort=False).tail(1).copy()
-    last["minutes"] = metrics.groupby(["variant", "seed"], sort=False).minutes.sum().values
-    params = {v: param_count(LeNet5(get_config(v))) for v in variants}
-    text = table(last, chosen, params)
-    search = selection.minutes.sum() if len(selection) else 0.0
-    text += (f"\nTraining and evaluation time summed over the {len(last)} runs: {last.minutes.sum():.0f} min, and "
-             f"{search:.0f} min for the {len(selection)} runs of the validation search; run side by side, one process "
-             f"per core. This invocation took {(time.time() - t0) / 60:.1f} min of wall time (runs finished by an "
-             "earlier invocation are read, not retrained).\n")
-    (out / "table.md").write_text(text)
-    plot(last, out / "ablations.png")
-    if not scratch:
-        update_block("ablations", text.split("\n", 1)[1] + "\n![ablations](results/ablations/ablations.png)\n")
-    print(text)
+    else:  # a selection.csv of an earlier invocation must not pass for this one's
+        (out / "selection.csv").unlink(missing_ok=True)
+    write_invocation(out, time.time() - t0)
+    plot(finals(metrics), out / "ablations.png")
+    texts = render(out)
+    write(out, texts, readme=not scratch)
+    print(texts["table.md"])
+    print(texts[BLOCK + "ablations-findings"])
 
 
 if __name__ == "__main__":

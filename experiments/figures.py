@@ -76,13 +76,15 @@ def fig5(out):
     m = m[m.variant == "paper"]
     mean = m.groupby("pass")[["train_error_online", "train_error", "test_error"]].mean() * 100
     fig, ax = plt.subplots(figsize=(6, 4))
-    for col, style, label in [("train_error_online", "-", "training error, on the fly during the pass"),
-                              ("train_error", "--", "training error after the pass"),
-                              ("test_error", "-", "test error")]:
+    for col, label in [("train_error_online", "training error, on the fly during the pass (as Fig. 5)"),
+                       ("test_error", "test error")]:
         color = "tab:red" if col == "test_error" else "tab:blue"
         for _, s in m.groupby("seed"):
-            ax.plot(s["pass"], 100 * s[col], style, color=color, alpha=0.2)
-        ax.plot(mean.index, mean[col], style, color=color, lw=2, label=label)
+            ax.plot(s["pass"], 100 * s[col], color=color, alpha=0.2)
+        ax.plot(mean.index, mean[col], color=color, lw=2, label=label)
+    last = mean.dropna().index.max()  # the whole training set is measured after the last pass
+    ax.plot([last], [mean.loc[last, "train_error"]], "x", color="tab:blue", ms=8,
+            label="training error on the whole set after the last pass")
     ax.axhline(100 * paper.TEST_ERROR, color="tab:red", ls=":", label="paper's test error (0.95%)")
     ax.set(xlabel="training pass", ylabel="error (%)", ylim=(0, 5), xticks=range(0, 21, 2),
            title=f"Fig. 5: the faithful recipe, mean of {m.seed.nunique()} seeds (thin: each seed)")

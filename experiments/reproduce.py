@@ -3,7 +3,9 @@
 
   metrics.csv          one row per variant, seed and pass (errors as fractions)
   eps.csv              min / median / max of the SDLM step sizes per pass, overall and per layer
-  summary.md           final errors per seed, mean +- std next to the paper, first-pass eps range
+  invocation.json      what the summary says of the invocation and no CSV holds (its wall time)
+  summary.md           final errors per seed, mean +- std next to the paper, first-pass eps range;
+                       render() makes it (and the README block) from the files above only
   learning_curves.png  Fig. 5: on-the-fly training error and test error per pass
   runs/                each run's config.json and meta.json (seed, versions, git commit, device) and
                        its final weights (model.pt, a state_dict), which `make figures` reads
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from readme import update_block
+from readme import BLOCK, invocation, write, write_invocation
 from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
                     output_dirs, quick_overrides, run_all, train_size, validated)
 from repro import paper
@@ -64,6 +66,7 @@ def collect(runs_dir, jobs, out):
 
 
 def summary(experiment, metrics, eps, wall):
+    """summary.md; `wall`: the invocation's wall time in seconds (invocation.json)."""
     last = metrics.groupby(["variant", "seed"], sort=False).tail(1)
     first_eps = eps[(eps["pass"] == 1) & (eps["layer"] == "all")]
     target = "make " + experiment.replace("_", "-")
@@ -99,6 +102,17 @@ def summary(experiment, metrics, eps, wall):
               f"(run side by side, one process per core; this invocation took {wall / 60:.1f} min of wall time, "
               "runs finished by an earlier invocation are read, not retrained).", ""]
     return "\n".join(lines)
+
+
+def render(results_dir):
+    """The texts made from results/<experiment>/ (metrics.csv, eps.csv, invocation.json): summary.md
+    and the experiment's README block."""
+    results_dir = Path(results_dir)
+    experiment = results_dir.name
+    metrics, eps = (pd.read_csv(results_dir / f) for f in ("metrics.csv", "eps.csv"))
+    text = summary(experiment, metrics, eps, invocation(results_dir)["wall_seconds"])
+    return {"summary.md": text,
+            BLOCK + experiment: text.split("\n", 1)[1] + f"\n![learning curves](results/{experiment}/learning_curves.png)\n"}
 
 
 def learning_curves(metrics, path, paper_test):
@@ -147,18 +161,18 @@ def main():
     workers = max(1, min(args.workers, len(jobs)))
     progress = "bar" if workers == 1 else "lines"
     t0 = time.time()
-    run_all([job(f"{name} seed {s}", config, s, runs / name / f"seed{s}", device=args.device, progress=progress)
-             for (name, _, _, s), config in zip(jobs, configs)], workers)
+    # Fig. 5's training error is measured on the fly during each pass, as in the paper; the whole
+    # training set is measured after the last pass only (a third of a run's time otherwise)
+    run_all([job(f"{name} seed {s}", config, s, runs / name / f"seed{s}", device=args.device, progress=progress,
+                 eval_train="last") for (name, _, _, s), config in zip(jobs, configs)], workers)
     out.mkdir(parents=True, exist_ok=True)
     metrics, eps = collect(runs, [(name, s) for name, _, _, s in jobs], out)
     metrics.to_csv(out / "metrics.csv", index=False)
     eps.to_csv(out / "eps.csv", index=False)
-    text = summary(experiment, metrics, eps, time.time() - t0)
-    (out / "summary.md").write_text(text)
+    write_invocation(out, time.time() - t0)
     paper_test = PAPER_ROW[experiment][1] if PAPER_ROW[experiment] else paper.TEST_ERROR
     learning_curves(metrics, out / "learning_curves.png", paper_test)
-    if not scratch:
-        update_block(experiment, text.split("\n", 1)[1] + f"\n![learning curves](results/{experiment}/learning_curves.png)\n")
+    write(out, render(out), readme=not scratch)
     print((out / "summary.md").read_text())
     print(f"results in {out}")
 

@@ -15,7 +15,8 @@ read from results/reproduce/metrics.csv), the others are trained here.
 
 Writes results/search/: metrics.csv (one row per setting, seed and pass; "val_error" is the error
 on the 10,000 held-out training images), decision.json (the rule, the p-values, the choice),
-test.csv (test errors after the choice), table.md, runs/ (each run's config.json and meta.json).
+test.csv (test errors after the choice), table.md (render(): made from those three files only),
+runs/ (each run's config.json and meta.json).
 Runs are cached in runs/search/ (an interrupted search resumes). Only the full default run writes
 results/, and only from committed code; any other, or --scratch, writes scratch/.
 """
@@ -30,6 +31,7 @@ import pandas as pd
 
 from repro import paper
 from repro.config import get_config
+from readme import write
 from runner import (ROOT, add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
                     output_dirs, quick_overrides, run_all, validated)
 
@@ -97,6 +99,13 @@ def table(metrics, decision, test):
     return "\n".join(lines) + "\n"
 
 
+def render(results_dir):
+    """table.md, made only from the committed metrics.csv, decision.json and test.csv."""
+    results_dir = Path(results_dir)
+    metrics, test = (pd.read_csv(results_dir / f) for f in ("metrics.csv", "test.csv"))
+    return {"table.md": table(metrics, json.loads((results_dir / "decision.json").read_text()), test)}
+
+
 def reproduce_test_errors(chosen, seeds):
     """The test errors of the text's and the chosen mu from make reproduce's committed results, only
     from runs of this mu made by this library code (their config.json and meta.json say so)."""
@@ -159,7 +168,7 @@ def main():
     metrics.to_csv(out / "metrics.csv", index=False)
     test[["mu", "seed", "test_error", "from"]].to_csv(out / "test.csv", index=False)
     (out / "decision.json").write_text(json.dumps(decision, indent=1) + "\n")
-    (out / "table.md").write_text(table(metrics, decision, test))
+    write(out, render(out), readme=False)
     print((out / "table.md").read_text())
 
 
