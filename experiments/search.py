@@ -9,9 +9,9 @@ validation error after the last pass is lower than the text's by a one-sided pai
 p-value passes Holm's correction over the other candidates at ALPHA; among those that pass, the
 lowest mean validation error wins.
 
-Only after the choice, the test errors of every candidate (trained on all 60,000 images, the same
-seeds): the text's mu and the chosen one are `make reproduce`'s rows (`paper-mu0.02` and `paper`,
-read from results/reproduce/metrics.csv), the others are trained here.
+Only after the choice, the test errors of every candidate: each trained again on all 60,000 images
+with the same seeds, here, so that the study is one invocation of one version of the code (make
+reproduce trains the chosen and the text's mu with 10 seeds).
 
 Writes results/search/: metrics.csv (one row per setting, seed and pass; "val_error" is the error
 on the 10,000 held-out training images), decision.json (the rule, the p-values, the choice),
@@ -32,7 +32,7 @@ import pandas as pd
 from repro import paper
 from repro.config import get_config
 from readme import write
-from runner import (ROOT, add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
+from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
                     output_dirs, quick_overrides, run_all, validated)
 
 SEEDS = [0, 1, 2, 3, 4]
@@ -42,7 +42,6 @@ RULE = (f"the text's mu = {paper.MU} stays unless another candidate's validation
         f"by a one-sided paired t-test (pairs: seeds) whose p-value passes Holm's correction over the "
         f"{len(MU_CANDIDATES) - 1} other candidates at alpha = {ALPHA}; among those that pass, the lowest mean "
         "validation error wins")
-REPRODUCE_ROWS = {"paper-mu0.02": paper.MU}  # and `paper`, the chosen mu: read from make reproduce
 
 
 def name(mu):
@@ -86,8 +85,8 @@ def table(metrics, decision, test):
                   "yes" if r["better"] else "no"])
         lines.append(f"| {mu:g} | {len(v)} | {statistics.mean(v):.2%} ± {statistics.stdev(v):.2%} | " + " | ".join(cells) + " |")
     lines += ["", f"**Chosen: mu = {chosen:g}**" + (" (the text's value)." if chosen == paper.MU else "."), "",
-              "Test errors, looked at only after the choice (all 60,000 training images, 20 passes, the same seeds; "
-              "the text's and the chosen mu from `make reproduce`):", "",
+              "Test errors, looked at only after the choice (each candidate trained again on all 60,000 training "
+              "images, the same seeds):", "",
               "| mu | seeds | test error | from |", "|---|---|---|---|"]
     for mu in MU_CANDIDATES:
         t = test[test.mu == mu]
@@ -95,7 +94,7 @@ def table(metrics, decision, test):
             sd = f" ± {statistics.stdev(t.test_error):.2%}" if len(t) > 1 else ""
             lines.append(f"| {mu:g} | {len(t)} | {statistics.mean(t.test_error):.2%}{sd} | {t['from'].iloc[0]} |")
         else:
-            lines.append(f"| {mu:g} | 0 | not yet: run `make reproduce`, then `make search` | – |")
+            lines.append(f"| {mu:g} | 0 | – | – |")
     return "\n".join(lines) + "\n"
 
 
@@ -104,24 +103,6 @@ def render(results_dir):
     results_dir = Path(results_dir)
     metrics, test = (pd.read_csv(results_dir / f) for f in ("metrics.csv", "test.csv"))
     return {"table.md": table(metrics, json.loads((results_dir / "decision.json").read_text()), test)}
-
-
-def reproduce_test_errors(chosen, seeds):
-    """The test errors of the text's and the chosen mu from make reproduce's committed results, only
-    from runs of this mu made by this library code (their config.json and meta.json say so)."""
-    from repro.provenance import library_sha256
-    results = ROOT / "results" / "reproduce"
-    if not (results / "metrics.csv").exists():
-        return pd.DataFrame(columns=["mu", "seed", "test_error", "from"])
-    last = pd.read_csv(results / "metrics.csv").groupby(["variant", "seed"]).tail(1)
-    rows = []
-    for variant, mu in {"paper": chosen, **REPRODUCE_ROWS}.items():
-        for _, r in last[(last.variant == variant) & last.seed.isin(seeds)].iterrows():
-            run = results / "runs" / f"{variant}_seed{r.seed}"
-            config, meta = (json.loads((run / f).read_text()) for f in ("config.json", "meta.json"))
-            if config["mu"] == mu and meta.get("library_sha256") == library_sha256():
-                rows.append(dict(mu=mu, seed=r.seed, test_error=r.test_error, **{"from": f"make reproduce ({variant})"}))
-    return pd.DataFrame(rows, columns=["mu", "seed", "test_error", "from"]).drop_duplicates(["mu", "seed"])
 
 
 def main():
@@ -151,20 +132,17 @@ def main():
     decision = dict(rule=RULE, seeds=args.seeds, candidates=candidates, chosen_mu=chosen)
     print(f"chosen on the validation split: mu = {chosen:g}", flush=True)
 
-    # only now the test set: the candidates make reproduce does not train
-    others = [mu for mu in MU_CANDIDATES if mu not in (chosen, paper.MU)]
-    run_all([job(f"{name(mu)} seed {s} (test)", config[mu], s, runs / "test" / name(mu) / f"seed{s}")
-             for s in args.seeds for mu in others], args.workers)
-    test = [pd.read_csv(runs / "test" / name(mu) / f"seed{s}" / "metrics.csv").tail(1).assign(mu=mu, **{"from": "make search"})
-            for mu in others for s in args.seeds]
-    test = pd.concat(test + ([reproduce_test_errors(chosen, args.seeds)] if not quick else []))
+    # only now the test set: every candidate trained again on all 60,000 images
+    run_all([job(f"{name(mu)} seed {s} (test)", config[mu], s, runs / "test" / name(mu) / f"seed{s}", eval_train="last")
+             for s in args.seeds for mu in MU_CANDIDATES], args.workers)
+    test = pd.concat([pd.read_csv(runs / "test" / name(mu) / f"seed{s}" / "metrics.csv").tail(1).assign(
+        mu=mu, **{"from": "make search"}) for mu in MU_CANDIDATES for s in args.seeds])
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "runs", ignore_errors=True)  # runs of an earlier study must not pass for this one's
     for mu in MU_CANDIDATES:
         for s in args.seeds:
             keep_provenance(runs / name(mu) / f"seed{s}", out / "runs" / f"{name(mu)}_seed{s}")
-            if mu in others:
-                keep_provenance(runs / "test" / name(mu) / f"seed{s}", out / "runs" / f"test_{name(mu)}_seed{s}")
+            keep_provenance(runs / "test" / name(mu) / f"seed{s}", out / "runs" / f"test_{name(mu)}_seed{s}")
     metrics.to_csv(out / "metrics.csv", index=False)
     test[["mu", "seed", "test_error", "from"]].to_csv(out / "test.csv", index=False)
     (out / "decision.json").write_text(json.dumps(decision, indent=1) + "\n")
