@@ -54,6 +54,20 @@ EXPERIMENTS = {  # experiment: (title, rows: (name, variant, overrides, at most 
 }
 
 
+def same_rows(experiment):
+    """{row: an earlier row with the same config}: such a row (`paper-mu0.02` when the recipe's mu is
+    the text's) is not trained twice and the summary says so."""
+    seen, same = {}, {}
+    for name, variant, overrides, _ in EXPERIMENTS[experiment][1]:
+        config = get_config(variant, **overrides)
+        match = [n for n, c in seen.items() if c == config]
+        if match:
+            same[name] = match[0]
+        else:
+            seen[name] = config
+    return same
+
+
 def collect(runs_dir, jobs, out):
     metrics, eps = [], []
     for variant, seed in jobs:
@@ -93,6 +107,8 @@ def summary(experiment, metrics, eps, wall):
         e = first_eps[first_eps.variant == variant]
         lines.append(f"| {variant}, mean over {len(g)} seed(s) | {statistics.mean(te):.2%}{spread(te)} | "
                      f"{statistics.mean(tr):.2%}{spread(tr)} | {e['min'].min():.1e}..{e['max'].max():.1e} |")
+    lines += [f"| {name} | the same config as {other}: not trained twice | | |"
+              for name, other in same_rows(experiment).items()]
     per_layer = eps[(eps["pass"] == 1) & (eps.variant == last.variant.iloc[0])].groupby("layer")[["min", "median", "max"]].mean()
     lines += ["", f"First-pass step sizes per layer ({last.variant.iloc[0]}, mean over seeds):", "",
               "| layer | eps min | eps median | eps max |", "|---|---|---|---|"]
@@ -149,8 +165,9 @@ def main():
     seeds = args.seeds or default_seeds
     quick = quick_overrides(args)
     scratch = bool(quick) or seeds != default_seeds or args.scratch
+    same = same_rows(experiment)
     jobs = [(name, variant, {**overrides, **quick}, s) for name, variant, overrides, most in rows
-            for s in seeds[:most]]
+            if name not in same for s in seeds[:most]]
 
     def build_configs():  # every config this invocation trains, checked before any of them trains
         check_seeds(seeds)
