@@ -12,7 +12,7 @@ SEED_ARGS = $(if $(strip $(SEEDS)),--seeds $(SEEDS))
 SCRATCH ?=
 SCRATCH_ARG = $(if $(strip $(SCRATCH)),--scratch)
 
-.PHONY: venv data test tables reproduce bench search ablations distortions training-size figures
+.PHONY: venv data test tables reproduce bench search ablations distortions training-size figures eps-range
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,9 @@ search: data
 
 ablations: data
 	$(BIN)/python experiments/ablations.py $(SEED_ARGS) $(if $(VARIANTS),--variants $(VARIANTS)) $(SCRATCH_ARG)
+
+# The paper's first-pass eps range at initialisation, for every reading of the unstated choices (seconds);
+# EPS_TRAIN=1 also trains the readings within a factor of 2 of both ends (20 passes per run, long).
+EPS_TRAIN ?=
+eps-range: data
+	$(BIN)/python experiments/eps_range.py $(SEED_ARGS) $(if $(strip $(EPS_TRAIN)),--train) $(SCRATCH_ARG)

@@ -18,9 +18,11 @@ CHOICES = {
     "output": ("rbf", "linear"),
     "init": ("paper", "default"),
     "bias_init": ("uniform", "zero"),
+    "subsampling_init": ("uniform", "one"),
     "input": ("paper", "unit", "standardized"),
     "loss": ("map", "ml", "ce"),
     "boundary": ("paper", "exact"),
+    "h_sharing": ("sum", "mean"),
     "optimizer": ("sdlm", "sgd", "adam"),
     "distortions": ("none", "paper", "fresh"),
 }
@@ -66,6 +68,11 @@ class Config:
     init_scale: float = paper.INIT_SCALE
     init_fan_power: float = 0.5  # DEPARTURE: the text's +-2.4/F is 1.0; 0.5 is +-2.4/sqrt(F)
     bias_init: str = "uniform"  # not stated in the paper
+    # S2/S4's coefficients and biases, not stated either: "uniform" draws them like every other weight
+    # (+-init_scale / 4**init_fan_power); "one" starts every coefficient at exactly 1.0 and every bias at 0
+    # (a plain sum, or with subsampling_input="average" a plain average, of the 2x2 field); they are set
+    # after all weights are drawn as with "uniform", so every other weight is the same in both
+    subsampling_init: str = "uniform"
     input: str = "paper"  # background -0.1, ink 1.175
     # loss (Sec. II-C)
     loss: str = "map"  # eq. 9; "ml" is eq. 8; "ce" is softmax/cross-entropy for the linear head
@@ -77,6 +84,9 @@ class Config:
     mu: float = 0.1  # DEPARTURE: the text's 0.02 (paper.MU); chosen on a validation split, see PAPER_NOTES.md
     hessian_samples: int = paper.HESSIAN_SAMPLES
     boundary: str = "paper"  # d2E/dx^2 at F6's outputs: "paper" = 2 (stated for eq. 8), "exact" = the loss's own
+    # h_kk of a shared weight: "sum" over the connections that share it (Appendix C), "mean" = that sum
+    # divided by their number (LeNet5.connections_per_weight: 784 for C1's weights, 1 for F6's)
+    h_sharing: str = "sum"
     batch_size: int = 1  # online: one update per pattern; the Adam variants use mini-batches
     lr: float = 1e-3  # not in the paper: "sgd": rate of pass 1, scaled down with `eta`; "adam": its constant rate
     train_size: int = paper.TRAIN_SIZE

@@ -7,8 +7,12 @@ coefficient squared, and through the activations with f'(a) squared. `curvature`
 layer; layers whose weighted sums are bilinear in (inputs, coefficients) share one implementation.
 
 Each layer also reports `fan_ins()` (weighted inputs per unit, per output map), from which the model
-derives the paper initialisation (+-2.4/F) and the connection counts of the tables.
+derives the paper initialisation (+-2.4/F) and the connection counts of the tables, and
+`connections_per_weight(out_shape)`: how many connections share each of its parameters, given the
+shape of its weighted sums (for SDLM's h averaged over shared connections, config.h_sharing="mean").
 """
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,6 +77,14 @@ class Linear(nn.Module):
             a2 = functional_call(self, squared, (x2,))
             grads = torch.autograd.grad(a2, [x2] + [squared[n] for n in leaves], d2a)
         return grads[0], dict(zip(leaves, grads[1:]))
+
+    def connections_per_weight(self, out_shape):
+        """{parameter name: connections that share each of its entries}, given `out_shape`, the shape of
+        the weighted sums of one pattern ((maps, h, w), or (units,)). Here every entry of a parameter
+        (a kernel weight, a bias) enters each unit of its output map once: one connection per unit of
+        the map. The paper counts a bias as a connection (C1: 122,304 = 156 x 784)."""
+        units_per_map = math.prod(out_shape[1:])
+        return {n: units_per_map for n, _ in self.named_parameters()}
 
 
 class Convolution(Linear):
@@ -142,6 +154,13 @@ class Subsampling(Linear):
     def fan_ins(self):
         return [4] * self.weight.numel()
 
+    def connections_per_weight(self, out_shape):
+        """The coefficient multiplies each of the fan_in (4) inputs of every unit of its map, the bias
+        enters every unit once: 4 x 196 = 784 and 196 in S2, 4 x 25 = 100 and 25 in S4."""
+        units_per_map = math.prod(out_shape[1:])
+        (fan_in,) = set(self.fan_ins())
+        return {"weight": fan_in * units_per_map, "bias": units_per_map}
+
 
 class AveragePooling(Linear):
     """Modern plain 2x2 average pooling: no parameters. The 1/4 is a buffer so `curvature` squares it."""
@@ -178,6 +197,9 @@ class MaxPooling(nn.Module):
     def fan_ins(self):
         return [4] * self.maps
 
+    def connections_per_weight(self, out_shape):
+        return {}
+
 
 class FullConnection(Linear):
     """F6 (and the modern linear output): a dot product plus bias on the flattened input."""
@@ -209,6 +231,9 @@ class EuclideanRBF(nn.Module):
     def fan_ins(self):
         classes, units = self.prototypes.shape
         return [units] * classes
+
+    def connections_per_weight(self, out_shape):
+        return {}  # the prototypes are fixed, not trained
 
 
 class NegatedLinear(FullConnection):

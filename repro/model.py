@@ -55,6 +55,27 @@ class LeNet5(nn.Module):
                     layers.init_paper_(layer, self.config.init_scale, self.config.init_fan_power, self.config.bias_init)
                 else:  # PyTorch's defaults (kaiming-uniform a=sqrt(5)) come to +-1/sqrt(F) for weights and biases
                     layers.init_paper_(layer, scale=1.0, fan_power=0.5)
+        if self.config.subsampling_init == "one":  # after every draw: the other weights stay those of "uniform"
+            with torch.no_grad():
+                for layer in (self.s2, self.s4):
+                    if isinstance(layer, layers.Subsampling):
+                        layer.weight.fill_(1.0)
+                        layer.bias.zero_()
+
+    @torch.no_grad()
+    def connections_per_weight(self):
+        """{parameter name: how many connections share each of its entries}, from each layer's
+        connections_per_weight and the shape of its weighted sums in a forward pass of one blank image:
+        784 for C1's kernel weights and biases, 784 for S2's coefficients and 196 for its biases, 100
+        for C3's, 100 and 25 for S4's, 1 for C5's and F6's (the paper's connections per layer are the
+        sums of these over the layer's parameters)."""
+        weight = self.c1.weight
+        record, _ = self.trace(torch.zeros(1, 1, paper.INPUT_SIZE, paper.INPUT_SIZE, dtype=weight.dtype,
+                                           device=weight.device))
+        counts = {}
+        for (name, layer, _), (_, _, a) in zip(self.stages(), record):
+            counts.update({f"{name}.{k}": n for k, n in layer.connections_per_weight(tuple(a.shape[1:])).items()})
+        return counts
 
     def stages(self):
         """(name, linear part, squashing function) from input to output; the output has none."""

@@ -55,6 +55,18 @@ def hessian_diagonal(model, x, labels, loss_fn, boundary="paper"):
     return h
 
 
+def shared_curvature(h, sharing, counts=None):
+    """h_kk of each shared weight as the step sizes use it: the sum over the connections that share
+    w_k (Appendix C, `sharing="sum"`: h unchanged) or its mean over them (`"mean"`: each h divided by
+    counts[k], the number of connections sharing the entries of parameter k; see
+    LeNet5.connections_per_weight)."""
+    if sharing == "sum":
+        return h
+    if sharing != "mean":
+        raise ValueError(f"sharing={sharing!r}: expected 'sum' or 'mean'")
+    return {k: v / counts[k] for k, v in h.items()}
+
+
 def step_sizes(h, eta, mu):
     """eps_k = eta / (mu + h_kk), same keys and shapes as h."""
     return {k: eta / (mu + v) for k, v in h.items()}

@@ -36,7 +36,7 @@ from .distortions import distort, distorted_pool
 from .loss import make_loss
 from .model import LeNet5
 from .provenance import library_sha256, provenance
-from .sdlm import eps_stats, step_sizes
+from .sdlm import eps_stats, shared_curvature, step_sizes
 from .step import BLOCK, Adam, make_step
 
 ORDER, HESSIAN, DISTORT = 10_000, 20_000, 30_000
@@ -277,14 +277,23 @@ def step_sizes_for_pass(run, p):
     config = run.config
     if config.optimizer == "sgd":
         return {k: torch.full_like(v, rate(config, p)) for k, v in run.params.items()}
-    pick = torch.randperm(len(run.pool_x), generator=run.hessian_gen)[:config.hessian_samples].to(run.pool_x.device)
-    h = run.step.curvature(run.params, run.pool_x[pick], run.pool_y[pick], config.boundary)
-    eps = step_sizes(h, config.eta[p], config.mu)
+    eps = step_sizes(curvature_for_pass(run), config.eta[p], config.mu)
     broken = [k for k, v in eps.items() if not torch.isfinite(v).all()]
     if broken:
         raise TrainingDiverged(f"step sizes are not finite before pass {p + 1} (parameters {', '.join(broken)}): "
                                "the curvature estimate met a non-finite pattern or weight")
     return eps
+
+
+def curvature_for_pass(run):
+    """h_kk for the coming pass: the Gauss-Newton diagonal at the current weights, averaged over
+    `hessian_samples` patterns of the pool drawn by the run's own generator, summed over the
+    connections that share each weight or averaged over them (config.h_sharing)."""
+    config = run.config
+    pick = torch.randperm(len(run.pool_x), generator=run.hessian_gen)[:config.hessian_samples].to(run.pool_x.device)
+    h = run.step.curvature(run.params, run.pool_x[pick], run.pool_y[pick], config.boundary)
+    counts = run.model.connections_per_weight() if config.h_sharing == "mean" else None
+    return shared_curvature(h, config.h_sharing, counts)
 
 
 def rate(config, p):
