@@ -1,5 +1,6 @@
 """Config rejects out-of-range and wrong-typed values with one clear error naming the field."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,3 +71,9 @@ def test_every_variant_builds(name):
 def test_json_round_trip(name):
     config = get_config(name, j=0.5, train_size=600)
     assert Config(**json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_the_recipes_mu_is_the_mu_studys_choice():
+    """The recipe's mu is what the pre-registered study (make search) chose on the validation split."""
+    decision = json.loads((Path(__file__).resolve().parents[1] / "results" / "search" / "decision.json").read_text())
+    assert get_config("paper").mu == decision["chosen_mu"]
