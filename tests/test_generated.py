@@ -20,7 +20,7 @@ NEW_FORMAT = {"invocation.json", "decision.json", "test.csv"}  # what results ma
 @pytest.mark.parametrize("experiment", sorted(readme.TARGETS))
 def test_committed_texts_are_rendered_from_committed_files(experiment):
     results = ROOT / "results" / experiment
-    if not (results / "metrics.csv").exists():
+    if not list(results.glob("*.csv")):
         pytest.skip(f"results/{experiment}/ has no committed results")
     target = readme.TARGETS[experiment]
     try:
