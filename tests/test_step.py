@@ -12,10 +12,13 @@ from repro.train import run_pass
 # In float64 two implementations of the same step differ only by rounding (~1e-16 per operation),
 # and the parameters must agree to 1e-9 after STEPS updates at the recipe's first-pass step sizes.
 # Online training amplifies rounding differences (in float32 the same comparison drifts to ~1e-4
-# after 300 steps); the paper-literal network, saturated from its third pattern on, amplifies them
-# chaotically, so it is compared over its first 20 steps.
+# after 300 steps). Some networks amplify them chaotically, and are compared over fewer steps: the
+# paper-literal network, saturated from its third pattern on, over 20; with the text's mu (steps up to
+# eta/mu = 0.025 where h ~ 0) full-c3 over 50, default-init and max-pool over 100 (measured: after
+# 200 patterns a change of 1e-13 in one input pixel moves the eager step's own parameters by 0.2 in
+# the first two and by 1e-8 in max-pool). Losses (tens of units) are compared to 1e-10 relative.
 ONLINE = [v for v, o in VARIANTS.items() if get_config(v).optimizer != "adam" and not v.startswith("distortions")]
-STEPS = {"paper-literal": 20}
+STEPS = {"paper-literal": 20, "full-c3": 50, "default-init": 100, "max-pool": 100}
 ATOL = 1e-9
 
 
@@ -39,7 +42,7 @@ def compare(variant, kind):
     fast, fast_losses, step = run(config, kind, x, y, eps)
     for k in eager:
         torch.testing.assert_close(fast[k], eager[k], rtol=0, atol=ATOL, msg=lambda m: f"{k}: {m}")
-    torch.testing.assert_close(fast_losses, eager_losses, rtol=0, atol=ATOL)
+    torch.testing.assert_close(fast_losses, eager_losses, rtol=1e-10, atol=ATOL)
     return fast, step, x
 
 
