@@ -7,7 +7,9 @@ README block ("README.md#reproduce"). Its full run writes those texts (write());
 checks that the committed texts are what render() makes of the committed files.
 
 `python experiments/readme.py [EXPERIMENT ...]` renders from results/ into scratch/rendered/ (it
-never writes results/ or README.md) and says which committed texts differ.
+never writes results/ or README.md) and says which committed texts differ; with --write (`make
+readme`, from committed code only) it writes them in place: texts only, from the committed files,
+no training.
 """
 import json
 import sys
@@ -88,13 +90,18 @@ def invocation(results_dir):
     return json.loads((Path(results_dir) / "invocation.json").read_text())
 
 
-def main(experiments):
+def main(experiments, write_in_place=False):
     for experiment in experiments or TARGETS:
-        results, out = ROOT / "results" / experiment, ROOT / "scratch" / "rendered" / experiment
+        results = ROOT / "results" / experiment
+        out = results if write_in_place else ROOT / "scratch" / "rendered" / experiment
         try:
             texts = renderers()[experiment](results)
         except FileNotFoundError as e:
             print(f"{experiment}: cannot render ({e}); its results predate the regenerable format")
+            continue
+        if write_in_place:
+            write(results, texts, readme=True)
+            print(f"{experiment}: rewrote {', '.join(texts)} from the committed files")
             continue
         out.mkdir(parents=True, exist_ok=True)
         for name, text in texts.items():
@@ -104,4 +111,8 @@ def main(experiments):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    if "--write" in args:
+        from runner import confirm_outputs
+        confirm_outputs("make readme", False, ROOT / "results")
+    main([a for a in args if a != "--write"], "--write" in args)

@@ -120,6 +120,28 @@ def summary(experiment, metrics, eps, wall):
     return "\n".join(lines)
 
 
+def headline(metrics):
+    """README's first result: the recipe's test error over its seeds next to the paper's, the text's
+    mu, and how many seeds of the word-for-word text train at all (end below 10% test error)."""
+    last = metrics.groupby(["variant", "seed"], sort=False).tail(1)
+    errors = lambda variant: last[last.variant == variant].test_error.tolist()
+    spread = lambda e: f"{statistics.mean(e):.2%} ± {statistics.stdev(e):.2%} test error over {len(e)} seeds " \
+                       f"({min(e):.2%}–{max(e):.2%})"
+    text = [f"**The faithful recipe: {spread(errors('paper'))}**, against the paper's {paper.TEST_ERROR:.2%} "
+            f"(stated uncertainty {paper.ERROR_UNCERTAINTY:.1%})."]
+    if "paper-mu0.02" in set(last.variant):
+        text.append(f"With the text's mu = {paper.MU}: {spread(errors('paper-mu0.02'))}.")
+    else:
+        text.append(f"The recipe uses the text's mu = {paper.MU} (the pre-registered mu study kept it: "
+                    "`results/search/table.md`).")
+    literal = errors("paper-literal")
+    if literal:
+        text.append(f"`paper-literal`, the text word for word, trains in {sum(e < 0.1 for e in literal)} of "
+                    f"{len(literal)} seeds (test error below 10%; it ends at "
+                    f"{', '.join(f'{e:.1%}' for e in literal)}).")
+    return " ".join(text) + "\n"
+
+
 def render(results_dir):
     """The texts made from results/<experiment>/ (metrics.csv, eps.csv, invocation.json): summary.md
     and the experiment's README block."""
@@ -127,8 +149,11 @@ def render(results_dir):
     experiment = results_dir.name
     metrics, eps = (pd.read_csv(results_dir / f) for f in ("metrics.csv", "eps.csv"))
     text = summary(experiment, metrics, eps, invocation(results_dir)["wall_seconds"])
-    return {"summary.md": text,
-            BLOCK + experiment: text.split("\n", 1)[1] + f"\n![learning curves](results/{experiment}/learning_curves.png)\n"}
+    texts = {"summary.md": text,
+             BLOCK + experiment: text.split("\n", 1)[1] + f"\n![learning curves](results/{experiment}/learning_curves.png)\n"}
+    if experiment == "reproduce":
+        texts[BLOCK + "headline"] = headline(metrics)
+    return texts
 
 
 def learning_curves(metrics, path, paper_test):
