@@ -24,6 +24,7 @@ other run, or one with --scratch, writes scratch/results/<experiment>/ and scrat
 """
 import argparse
 import os
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ def same_rows(experiment):
 
 
 def collect(runs_dir, jobs, out):
+    shutil.rmtree(out / "runs", ignore_errors=True)  # a run of an earlier invocation must not pass for this one's
     metrics, eps = [], []
     for variant, seed in jobs:
         run = Path(runs_dir) / variant / f"seed{seed}"
