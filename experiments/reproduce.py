@@ -129,8 +129,11 @@ def headline(metrics):
     errors = lambda variant: last[last.variant == variant].test_error.tolist()
     spread = lambda e: f"{statistics.mean(e):.2%} ± {statistics.stdev(e):.2%} test error over {len(e)} seeds " \
                        f"({min(e):.2%}–{max(e):.2%})"
-    text = [f"**The faithful recipe: {spread(errors('paper'))}**, against the paper's {paper.TEST_ERROR:.2%} "
-            f"(stated uncertainty {paper.ERROR_UNCERTAINTY:.1%})."]
+    gap = statistics.mean(errors("paper")) - paper.TEST_ERROR
+    within = "within" if abs(gap) <= paper.ERROR_UNCERTAINTY else "outside"
+    text = [f"**The faithful recipe: {spread(errors('paper'))}**, against the paper's {paper.TEST_ERROR:.2%}: "
+            f"{abs(gap) * 100:.2f} points {'above' if gap > 0 else 'below'} it, {within} the paper's stated "
+            f"uncertainty of {paper.ERROR_UNCERTAINTY * 100:.1f} point."]
     if "paper-mu0.02" in set(last.variant):
         text.append(f"With the text's mu = {paper.MU}: {spread(errors('paper-mu0.02'))}.")
     else:
