@@ -127,8 +127,8 @@ def headline(metrics):
     mu, and how many seeds of the word-for-word text train at all (end below 10% test error)."""
     last = metrics.groupby(["variant", "seed"], sort=False).tail(1)
     errors = lambda variant: last[last.variant == variant].test_error.tolist()
-    spread = lambda e: f"{statistics.mean(e):.2%} ± {statistics.stdev(e):.2%} test error over {len(e)} seeds " \
-                       f"({min(e):.2%}–{max(e):.2%})"
+    spread = lambda e: (f"{statistics.mean(e):.2%} ± {statistics.stdev(e):.2%} test error over {len(e)} seeds "
+                        f"({min(e):.2%}–{max(e):.2%})" if len(e) > 1 else f"{e[0]:.2%} test error (one seed)")
     gap = statistics.mean(errors("paper")) - paper.TEST_ERROR
     within = "within" if abs(gap) <= paper.ERROR_UNCERTAINTY else "outside"
     text = [f"**The faithful recipe: {spread(errors('paper'))}**, against the paper's {paper.TEST_ERROR:.2%}: "
