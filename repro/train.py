@@ -232,9 +232,10 @@ def setup(config, seed, run_dir, data, device, compile, require_portable):
         resume(run)
     else:
         (run_dir / "config.json").write_text(json.dumps(dict(config.to_dict(), seed=seed), indent=1))
-    meta = dict(seed=seed, **provenance(device), resumed_from_pass=run.start, step=step.kind,
-                compile_seconds=compile_seconds)
-    (run_dir / (f"meta_pass{run.start}.json" if run.start else "meta.json")).write_text(json.dumps(meta, indent=1))
+    if run.start < config.passes:  # a finished run is only read: its meta.json already says what made it
+        meta = dict(seed=seed, **provenance(device), resumed_from_pass=run.start, step=step.kind,
+                    compile_seconds=compile_seconds)
+        (run_dir / (f"meta_pass{run.start}.json" if run.start else "meta.json")).write_text(json.dumps(meta, indent=1))
     return run
 
 
