@@ -2,7 +2,8 @@
 tables of overrides, not copies of code.
 
 Each field names the paper's choice first. Where the faithful recipe departs from the text, the
-field's comment says so and `paper-literal` sets the text's value; PAPER_NOTES.md gives the reasons.
+field's comment says so and `paper-literal` sets the text's value. A1..A13 are the assumptions of
+PAPER_NOTES.md ("Ambiguities"), with the reason for each choice and the run that tests it.
 """
 import math
 from dataclasses import asdict, dataclass, fields, replace
@@ -61,36 +62,36 @@ class Config:
     # network (Sec. II-B)
     activation: str = "scaled_tanh"
     subsampling: str = "trainable"  # coefficient x (2x2 field) + bias, then squash
-    subsampling_input: str = "average"  # DEPARTURE: Sec. II-B adds the four inputs (Sec. II-A: "average")
+    subsampling_input: str = "average"  # A1, DEPARTURE: Sec. II-B adds the four inputs (Sec. II-A: "average")
     c3: str = "table"  # Table I
-    output: str = "rbf"  # Euclidean RBF with fixed 7x12 prototypes
+    output: str = "rbf"  # Euclidean RBF with fixed 7x12 prototypes (A4)
     init: str = "paper"  # uniform +-init_scale / F**init_fan_power (Appendix A)
     init_scale: float = paper.INIT_SCALE
-    init_fan_power: float = 0.5  # DEPARTURE: the text's +-2.4/F is 1.0; 0.5 is +-2.4/sqrt(F)
-    bias_init: str = "uniform"  # not stated in the paper
-    # S2/S4's coefficients and biases, not stated either: "uniform" draws them like every other weight
+    init_fan_power: float = 0.5  # A2, DEPARTURE: the text's +-2.4/F is 1.0; 0.5 is +-2.4/sqrt(F)
+    bias_init: str = "uniform"  # A3: not stated in the paper
+    # A13: S2/S4's coefficients and biases, not stated either: "uniform" draws them like every other weight
     # (+-init_scale / 4**init_fan_power); "one" starts every coefficient at exactly 1.0 and every bias at 0
     # (a plain sum, or with subsampling_input="average" a plain average, of the 2x2 field); they are set
     # after all weights are drawn as with "uniform", so every other weight is the same in both
     subsampling_init: str = "uniform"
-    input: str = "paper"  # background -0.1, ink 1.175
+    input: str = "paper"  # background -0.1, ink 1.175 (A5)
     # loss (Sec. II-C)
-    loss: str = "map"  # eq. 9; "ml" is eq. 8; "ce" is softmax/cross-entropy for the linear head
-    j: float = 1.0  # eq. 9's constant, not stated in the paper
+    loss: str = "map"  # A7: eq. 9; "ml" is eq. 8; "ce" is softmax/cross-entropy for the linear head
+    j: float = 1.0  # A6: eq. 9's constant, not stated in the paper
     # training (Sec. III-B, Appendix C)
     optimizer: str = "sdlm"
     passes: int = paper.PASSES
     eta: tuple = paper.ETA_SCHEDULE  # global rate per pass (SDLM and SGD)
-    mu: float = paper.MU  # the text's 0.02, kept by the pre-registered mu study (results/search/decision.json)
-    hessian_samples: int = paper.HESSIAN_SAMPLES
-    boundary: str = "paper"  # d2E/dx^2 at F6's outputs: "paper" = 2 (stated for eq. 8), "exact" = the loss's own
-    # h_kk of a shared weight: "sum" over the connections that share it (Appendix C), "mean" = that sum
+    mu: float = paper.MU  # A10: the text's 0.02, kept by the pre-registered mu study (results/search/decision.json)
+    hessian_samples: int = paper.HESSIAN_SAMPLES  # A9
+    boundary: str = "paper"  # A8: d2E/dx^2 at F6's outputs: "paper" = 2 (stated for eq. 8), "exact" = the loss's own
+    # A9: h_kk of a shared weight: "sum" over the connections that share it (Appendix C), "mean" = that sum
     # divided by their number (LeNet5.connections_per_weight: 784 for C1's weights, 1 for F6's)
     h_sharing: str = "sum"
     batch_size: int = 1  # online: one update per pattern; the Adam variants use mini-batches
     lr: float = 1e-3  # not in the paper: "sgd": rate of pass 1, scaled down with `eta`; "adam": its constant rate
     train_size: int = paper.TRAIN_SIZE
-    # Sec. III-C: "paper" adds 9 random affine distortions of each pattern, drawn once (600,000 patterns,
+    # A12, Sec. III-C: "paper" adds 9 random affine distortions of each pattern, drawn once (600,000 patterns,
     # passes of train_size); "fresh" distorts 9 in 10 patterns anew every pass (repro/distortions.py)
     distortions: str = "none"
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from . import paper
 from .native import NativeUnavailable, distort_images
 
-RANGES = dict(
+RANGES = dict(  # A11 (PAPER_NOTES.md): the paper gives no ranges
     translate=2.0,  # pixels, each axis: the 28x28 digit box has 2 pixels of margin in the 32x32 field
     scale=0.15,  # s in [0.85, 1.15]: MNIST digits are size-normalised to a 20x20 box
     squeeze=0.15,  # q in [0.85, 1.15]: width x q, height / q

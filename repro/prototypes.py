@@ -1,7 +1,7 @@
 """The ten RBF prototypes: stylised 7x12 bitmaps of the digits (Sec. II-B, Fig. 3).
 
-The paper shows them only as a picture, so these are drawn by hand in its spirit: a thin,
-ASCII-font-like digit filling the 7x12 box. '#' is +1 (ink), '.' is -1 (background), matching the
+The paper shows them only as a picture, so these are drawn by hand in its spirit (assumption A4 of
+PAPER_NOTES.md): a thin, ASCII-font-like digit filling the 7x12 box. '#' is +1 (ink), '.' is -1 (background), matching the
 input scaling where ink is positive. Being distinct +-1 codes is what matters to the RBF layer; their
 pairwise distances are tabulated in results/tables/prototypes.md and discussed in PAPER_NOTES.md.
 """
