@@ -101,7 +101,7 @@ static real dot(const real *restrict a, const real *restrict b, int n) {
     int i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int k = 0; k < LANES; k++) s[k] += a[i + k] * b[i + k];
-    for (int k = 0; i < n; i++, k++) s[k] += a[i] * b[i];
+    for (int k = 0; k < LANES && i < n; i++, k++) s[k] += a[i] * b[i];  /* the last n % LANES */
     return combine(s);
 }
 
@@ -110,7 +110,7 @@ static real sum(const real *restrict a, int n) {
     int i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int k = 0; k < LANES; k++) s[k] += a[i + k];
-    for (int k = 0; i < n; i++, k++) s[k] += a[i];
+    for (int k = 0; k < LANES && i < n; i++, k++) s[k] += a[i];
     return combine(s);
 }
 

@@ -122,6 +122,12 @@ def net_struct(real):
     return Net
 
 
+def _check_labels(bad, labels):
+    """The C code returns 1 + the index of the first label outside 0..9, or 0."""
+    if bad:
+        raise ValueError(f"label {labels[bad - 1].item()} of pattern {bad - 1} is not a class (0..9)")
+
+
 def _ptr(t):
     return ctypes.c_void_p(t.data_ptr()) if t is not None else None
 
@@ -188,8 +194,7 @@ class NativeStep:
         bad = lib.lenet5_block(ctypes.byref(net), p, self._pointers(eps, dtype, "eps") if eps is not None else None,
                                self._pointers(dst, dtype, "gradient") if dst is not None else p, _ptr(xs),
                                _ptr(labels), ctypes.c_int(n), ctypes.c_int(mode), _ptr(losses), _ptr(outs))
-        if bad:
-            raise ValueError(f"label {labels[bad - 1].item()} of pattern {bad - 1} is not a class (0..9)")
+        _check_labels(bad, labels)
         return losses, outs
 
     def __call__(self, params, eps, xs, labels):
@@ -219,8 +224,7 @@ class NativeStep:
         bad = lib.lenet5_curvature(ctypes.byref(net), self._pointers(params, dtype, "params"), _ptr(x), _ptr(labels),
                                    ctypes.c_int(len(x)), ctypes.c_int(boundary == "exact"),
                                    self._pointers(h, dtype, "h"))
-        if bad:
-            raise ValueError(f"label {labels[bad - 1].item()} of pattern {bad - 1} is not a class (0..9)")
+        _check_labels(bad, labels)
         return {k: v / len(x) for k, v in h.items()}
 
 

@@ -82,8 +82,8 @@ class TorchStep:
     repro.sdlm. Where these run, numbers depend on the CPU's kernels (the CUDA path; CPUs without a
     C compiler)."""
 
-    def __init__(self, fn, kind, template, loss_fn, config):
-        self.fn, self.kind, self.template, self.loss_fn, self.config = fn, kind, template, loss_fn, config
+    def __init__(self, fn, kind, template, loss_fn):
+        self.fn, self.kind, self.template, self.loss_fn = fn, kind, template, loss_fn
 
     def __call__(self, params, eps, xs, labels):
         return self.fn(params, eps, xs, labels)
@@ -111,7 +111,7 @@ def make_step(config: Config, device="cpu", compile=True, native=True):
     template = LeNet5(config).to(device)
     loss_fn = make_loss(config)
     if not compile:
-        return TorchStep(eager_step(template, loss_fn), "eager", template, loss_fn, config), 0.0
+        return TorchStep(eager_step(template, loss_fn), "eager", template, loss_fn), 0.0
     key = (tuple(getattr(config, f) for f in _NETWORK_FIELDS), str(device), native, native_fast())
     if key in _COMPILED:
         return _COMPILED[key], 0.0
@@ -133,9 +133,9 @@ def make_step(config: Config, device="cpu", compile=True, native=True):
     except Exception as e:  # noqa: BLE001 - whatever broke in the compiler, training can go on eagerly
         warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
                       "training with the eager step instead", RuntimeWarning)
-        step = TorchStep(eager_step(template, loss_fn), "eager", template, loss_fn, config)
+        step = TorchStep(eager_step(template, loss_fn), "eager", template, loss_fn)
     else:
-        step = TorchStep(compiled, "compiled", template, loss_fn, config)
+        step = TorchStep(compiled, "compiled", template, loss_fn)
     _COMPILED[key] = step
     return step, time.perf_counter() - t0
 

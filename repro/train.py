@@ -162,6 +162,7 @@ class Run:
     pool_x: torch.Tensor  # the patterns training draws from (with the paper's distortions, 600,000)
     pool_y: torch.Tensor
     order: torch.Tensor
+    ordered: tuple  # (images, labels) of the training set in `order`, the same every pass (None with the paper's distortions)
     model: LeNet5
     params: dict
     step: object  # the online step (repro.step), which also evaluates and estimates the curvature
@@ -217,6 +218,7 @@ def setup(config, seed, run_dir, data, device, compile, require_portable):
         copies = distorted_pool(originals, paper.DISTORTED_COPIES, torch.Generator().manual_seed(seed + DISTORT))
         pool_x, pool_y = prepare(copies).to(device), pool_y.repeat(paper.DISTORTED_COPIES + 1)
     order = torch.randperm(len(pool_x), generator=torch.Generator().manual_seed(seed + ORDER)).to(device)
+    ordered = (prepared["train_x"][order], prepared["train_y"][order]) if config.distortions != "paper" else None
 
     model = LeNet5(config, seed=seed).to(device)
     params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}  # the model's storage
@@ -224,7 +226,8 @@ def setup(config, seed, run_dir, data, device, compile, require_portable):
     if require_portable and step.kind not in PORTABLE_STEPS:
         raise RuntimeError(f"this run must give the same numbers on every x86-64 CPU, but its step is "
                            f"{step.kind!r}, not the portable native one (unset REPRO_NATIVE_FAST; install gcc)")
-    run = Run(config, seed, run_dir, prepared, originals, data["train_x"], pool_x, pool_y, order, model, params, step,
+    run = Run(config, seed, run_dir, prepared, originals, data["train_x"], pool_x, pool_y, order, ordered, model,
+              params, step,
               adam=Adam(step, params, config.lr) if config.optimizer == "adam" else None,
               hessian_gen=torch.Generator().manual_seed(seed + HESSIAN))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -262,7 +265,7 @@ def pass_patterns(run, p):
     if config.distortions == "paper":
         idx = pass_indices(p, n, run.order)
         return run.pool_x[idx], run.pool_y[idx], idx
-    xs, ys = run.data["train_x"][run.order], run.data["train_y"][run.order]  # the same order every pass
+    xs, ys = run.ordered
     if config.distortions == "fresh":  # distort anew every pass the share of patterns the paper's pool holds
         g = torch.Generator().manual_seed(run.seed + DISTORT + p)
         pick = (torch.rand(n, generator=g) < paper.DISTORTED_COPIES / (paper.DISTORTED_COPIES + 1)).nonzero()[:, 0]
