@@ -118,6 +118,74 @@ static void axpy(real w, const real *restrict x, real *restrict y, int n) {
     for (int i = 0; i < n; i++) y[i] += w * x[i];
 }
 
+/* One vector holds the LANES partial sums (GCC's vector extension: element-wise IEEE operations,
+   lowered to whatever the target has, so the bits do not depend on the vector width). */
+#pragma GCC diagnostic ignored "-Wpsabi"  /* vectors passed between static functions only: no ABI crosses */
+typedef real vec __attribute__((vector_size(LANES * sizeof(real))));
+typedef real vec4 __attribute__((vector_size(4 * sizeof(real))));
+static inline vec load(const real *p) { vec v; memcpy(&v, p, sizeof v); return v; }
+static inline void store(real *p, const vec *v) { memcpy(p, v, sizeof *v); }
+
+/* out[j] = dot(a[j], b, n) for j < m, four at a time: each keeps its own LANES partial sums in the
+   order dot() adds them, so each equals dot()'s bits, but four independent sums keep the adder busy. */
+static void dots(const real *const *a, const real *restrict b, int n, int m, real *out) {
+    int j = 0;
+    for (; j + 4 <= m; j += 4) {
+        vec s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+        int i = 0;
+        for (; i + LANES <= n; i += LANES) {
+            vec bv = load(b + i);
+            s0 += load(a[j] + i) * bv, s1 += load(a[j + 1] + i) * bv;
+            s2 += load(a[j + 2] + i) * bv, s3 += load(a[j + 3] + i) * bv;
+        }
+        real s[4][LANES];
+        store(s[0], &s0), store(s[1], &s1), store(s[2], &s2), store(s[3], &s3);
+        for (int c = 0; c < 4; c++) {
+            for (int k = 0, t = i; k < LANES && t < n; t++, k++) s[c][k] += a[j + c][t] * b[t];
+            out[j + c] = combine(s[c]);
+        }
+    }
+    for (; j < m; j++) out[j] = dot(a[j], b, n);
+}
+
+/* y += w[0] x[0]; y += w[1] x[1]; ... (m axpys, in that order), with blocks of y held in registers
+   across the m terms: the same operations as m calls of axpy, with less memory traffic, and four
+   independent sums per block so that the adder's latency is hidden. */
+static void axpys(real *restrict y, int n, int m, const real *restrict w, const real *const *x) {
+    int i = 0;
+    for (; i + 4 * LANES <= n; i += 4 * LANES) {
+        vec acc0 = load(y + i), acc1 = load(y + i + LANES), acc2 = load(y + i + 2 * LANES), acc3 = load(y + i + 3 * LANES);
+        for (int j = 0; j < m; j++) {
+            const real *xj = x[j] + i;
+            acc0 += w[j] * load(xj), acc1 += w[j] * load(xj + LANES);
+            acc2 += w[j] * load(xj + 2 * LANES), acc3 += w[j] * load(xj + 3 * LANES);
+        }
+        store(y + i, &acc0), store(y + i + LANES, &acc1), store(y + i + 2 * LANES, &acc2), store(y + i + 3 * LANES, &acc3);
+    }
+    for (; i + LANES <= n; i += LANES) {
+        vec acc = load(y + i);
+        for (int j = 0; j < m; j++) acc += w[j] * load(x[j] + i);
+        store(y + i, &acc);
+    }
+    for (; i + 4 <= n; i += 4) {  /* C3's maps (100) and F6's 84 units end in 4 */
+        vec4 acc;
+        memcpy(&acc, y + i, sizeof acc);
+        for (int j = 0; j < m; j++) {
+            vec4 xj;
+            memcpy(&xj, x[j] + i, sizeof xj);
+            acc += w[j] * xj;
+        }
+        memcpy(y + i, &acc, sizeof acc);
+    }
+    if (i < n)
+        for (int j = 0; j < m; j++) axpy(w[j], x[j] + i, y + i, n - i);
+}
+
+/* Pointers to m rows of a matrix with the given row length. */
+static void rows(const real *base, int m, int len, const real **out) {
+    for (int j = 0; j < m; j++) out[j] = base + (long)j * len;
+}
+
 static void square(const real *restrict x, real *restrict y, int n) {
     for (int i = 0; i < n; i++) y[i] = x[i] * x[i];
 }
@@ -202,9 +270,11 @@ static void forward(const Net *net, real **p, const real *x) {
     for (int i = 0; i < 5; i++)
         for (int j = 0; j < 5; j++)
             for (int r = 0; r < 28; r++) memcpy(&X1[i * 5 + j][r * 28], x + (r + i) * 32 + j, 28 * sizeof(real));
+    const real *x1[25], *x3[6][25], *w5[120], *w6[84];
+    rows(X1[0], 25, 784, x1);
     for (int o = 0; o < 6; o++) {
         for (int q = 0; q < 784; q++) a1[o * 784 + q] = p[C1B][o];
-        for (int t = 0; t < 25; t++) axpy(p[C1W][o * 25 + t], X1[t], a1 + o * 784, 784);
+        axpys(a1 + o * 784, 784, 25, p[C1W] + o * 25, x1);
     }
     activate(net, a1, f1, d1, 6 * 784);
     pool_forward(net, 6, 14, f1, pre2, arg2, f2, d2, p[S2W], p[S2B]);
@@ -216,14 +286,18 @@ static void forward(const Net *net, real **p, const real *x) {
                     memcpy(&X3[m][i * 5 + j][r * 10], f2 + m * 196 + (r + i) * 14 + j, 10 * sizeof(real));
     for (int o = 0; o < 16; o++)
         for (int q = 0; q < 100; q++) a3[o * 100 + q] = p[C3B][o];
-    for (int k = 0; k < net->pairs; k++)
-        for (int t = 0; t < 25; t++) axpy(p[C3W][k * 25 + t], X3[net->pair_in[k]][t], a3 + net->pair_out[k] * 100, 100);
+    for (int m = 0; m < 6; m++) rows(X3[m][0], 25, 100, x3[m]);
+    for (int k = 0; k < net->pairs; k++) axpys(a3 + net->pair_out[k] * 100, 100, 25, p[C3W] + k * 25, x3[net->pair_in[k]]);
     activate(net, a3, f3, d3, 1600);
     pool_forward(net, 16, 5, f3, pre4, arg4, f4, d4, p[S4W], p[S4B]);
     /* C5 (a 5x5 kernel on 5x5 maps: one dot product per unit) and F6 */
-    for (int o = 0; o < 120; o++) a5[o] = dot(p[C5W] + o * 400, f4, 400) + p[C5B][o];
+    rows(p[C5W], 120, 400, w5);
+    dots(w5, f4, 400, 120, a5);
+    for (int o = 0; o < 120; o++) a5[o] += p[C5B][o];
     activate(net, a5, f5, d5, 120);
-    for (int o = 0; o < 84; o++) a6[o] = dot(p[F6W] + o * 120, f5, 120) + p[F6B][o];
+    rows(p[F6W], 84, 120, w6);
+    dots(w6, f5, 120, 84, a6);
+    for (int o = 0; o < 84; o++) a6[o] += p[F6B][o];
     activate(net, a6, f6, d6, 84);
     /* output penalties y (argmin = class) */
     for (int k = 0; k < 10; k++) {
@@ -272,12 +346,15 @@ static inline void apply(real *dst, const real *e, int i, real g) {
    dE/d(input) through the current weights w, then dst gets the update of da * input. */
 static void full_backward(int outs, int ins, const real *g_out, const real *slope, real sign, const real *in,
                           real *g_in, const real *w, real *dw, real *db, const real *ew, const real *eb) {
+    real g[120];
+    const real *w_rows[120];
+    for (int o = 0; o < outs; o++) g[o] = sign * g_out[o] * (slope ? slope[o] : 1);
     memset(g_in, 0, ins * sizeof(real));
+    rows(w, outs, ins, w_rows);
+    axpys(g_in, ins, outs, g, w_rows);  /* through the weights before any update, as the loss saw them */
     for (int o = 0; o < outs; o++) {
-        real g = sign * g_out[o] * (slope ? slope[o] : 1);
-        axpy(g, w + o * ins, g_in, ins);
-        for (int q = 0; q < ins; q++) apply(dw + o * ins, ew ? ew + o * ins : NULL, q, g * in[q]);
-        apply(db, eb, o, g);
+        for (int q = 0; q < ins; q++) apply(dw + o * ins, ew ? ew + o * ins : NULL, q, g[o] * in[q]);
+        apply(db, eb, o, g[o]);
     }
 }
 
@@ -322,13 +399,23 @@ static void backward(const Net *net, real **p, real **dst, real **e, const real 
     pool_backward(net, 16, 5, g4, d4, pre4, arg4, d3, g3, p[S4W], dst[S4W], dst[S4B], ee[S4W], ee[S4B]);
     for (int o = 0; o < 16; o++) apply(dst[C3B], ee[C3B], o, sum(g3 + o * 100, 100));
     memset(G3, 0, sizeof G3);
-    for (int k = 0; k < net->pairs; k++) {
-        const real *da = g3 + net->pair_out[k] * 100;
-        int m = net->pair_in[k];
+    const real *x3[25], *x1[25];
+    for (int m = 0; m < 6; m++) {  /* G3[m][t] gets its pairs' terms in the order of k, as pair by pair */
+        const real *da[16];
+        real w[16];
+        int count = 0, ks[16];
+        for (int k = 0; k < net->pairs; k++)
+            if (net->pair_in[k] == m) da[count] = g3 + net->pair_out[k] * 100, ks[count++] = k;
         for (int t = 0; t < 25; t++) {
-            axpy(p[C3W][k * 25 + t], da, G3[m][t], 100);
-            apply(dst[C3W], ee[C3W], k * 25 + t, dot(da, X3[m][t], 100));
+            for (int c = 0; c < count; c++) w[c] = p[C3W][ks[c] * 25 + t];
+            axpys(G3[m][t], 100, count, w, da);
         }
+    }
+    for (int k = 0; k < net->pairs; k++) {  /* then the updates, each weight used above before it changes */
+        real dw[25];
+        rows(X3[net->pair_in[k]][0], 25, 100, x3);
+        dots(x3, g3 + net->pair_out[k] * 100, 100, 25, dw);
+        for (int t = 0; t < 25; t++) apply(dst[C3W], ee[C3W], k * 25 + t, dw[t]);
     }
     memset(g2, 0, sizeof g2);  /* col2im: patch gradients back onto the S2 maps */
     for (int m = 0; m < 6; m++)
@@ -336,9 +423,12 @@ static void backward(const Net *net, real **p, real **dst, real **e, const real 
             for (int j = 0; j < 5; j++)
                 for (int r = 0; r < 10; r++) axpy(1, &G3[m][i * 5 + j][r * 10], g2 + m * 196 + (r + i) * 14 + j, 10);
     pool_backward(net, 6, 14, g2, d2, pre2, arg2, d1, g1, p[S2W], dst[S2W], dst[S2B], ee[S2W], ee[S2B]);
+    rows(X1[0], 25, 784, x1);
     for (int o = 0; o < 6; o++) {
+        real dw[25];
         apply(dst[C1B], ee[C1B], o, sum(g1 + o * 784, 784));
-        for (int t = 0; t < 25; t++) apply(dst[C1W], ee[C1W], o * 25 + t, dot(g1 + o * 784, X1[t], 784));
+        dots(x1, g1 + o * 784, 784, 25, dw);
+        for (int t = 0; t < 25; t++) apply(dst[C1W], ee[C1W], o * 25 + t, dw[t]);
     }
 }
 
