@@ -6,7 +6,8 @@ What is timed: `train.run_pass` (step + per-pattern bookkeeping) over real MNIST
 faithful config and first-pass SDLM step sizes, one thread per process, after building and a
 warm-up; build/compile time is reported separately. Also: the torch.compile step (the CUDA path, and
 the CPU fallback without a C compiler), the aggregate of one native run per core side by side
-(`make reproduce` runs seeds that way), evaluation throughput (70,000 images, as after each pass,
+(`make reproduce` runs seeds that way), the Adam update of the `adam` ablation (mini-batches of 64,
+native against eager torch.optim), evaluation throughput (70,000 images, as after each pass,
 with the native forward pass as training uses it), the opt-in CPU-specific native build
 (REPRO_NATIVE_FAST=1: what the portable arithmetic costs), and the CUDA step when a GPU is present. Writes
 results/bench/bench.json and README's bench block, and prints, last,
@@ -71,6 +72,29 @@ def single(kind, seconds):
     return throughput(step, params, eps, x, y, seconds), compile_seconds
 
 
+def adam_throughput(native, seconds):
+    """Patterns per second of the `adam` ablation's update (mini-batches of 64, the paper's network):
+    the native gradient and C update as training runs them, or torch.optim.Adam on eager autograd."""
+    from repro import LeNet5, data as mnist, get_config
+    from repro.step import Adam, make_step
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
+    config = get_config("adam", lr=1e-3)
+    d = mnist.load_mnist()
+    x, y = d["train_x"][:20_000], d["train_y"][:20_000]
+    params = {k: p.detach().requires_grad_(True) for k, p in LeNet5(config).named_parameters()}
+    step, _ = make_step(config, compile=native, native=native)
+    assert step.kind == ("native" if native else "eager"), f"asked for native={native}, got the {step.kind} step"
+    adam, b = Adam(step, params, config.lr), config.batch_size
+    adam(x[:b], y[:b])  # warm-up
+    done, t0, i = 0, time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds:
+        i = 0 if i + b > len(x) else i
+        adam(x[i:i + b], y[i:i + b])
+        done, i = done + b, i + b
+    return done / (time.perf_counter() - t0)
+
+
 def _worker(args):
     return single(*args)[0]
 
@@ -98,6 +122,10 @@ def main():
     print(f"torch.compile step:   {compiled:,.0f} samples/s (compile {torch_compile_seconds:.1f} s)", flush=True)
     eager, _ = single("eager", args.seconds)
     print(f"eager online step:    {eager:,.0f} samples/s", flush=True)
+
+    adam_native, adam_eager = adam_throughput(True, args.seconds), adam_throughput(False, args.seconds)
+    print(f"Adam, batch 64:       {adam_native:,.0f} samples/s native, {adam_eager:,.0f} eager "
+          f"({adam_native / adam_eager:.1f}x)", flush=True)
 
     cores = os.cpu_count() or 1
     with mp.get_context("spawn").Pool(cores) as pool:
@@ -127,6 +155,7 @@ def main():
                   speedup=online / eager,
                   compile_seconds=compile_seconds, torch_compile_samples_per_s=compiled,
                   torch_compile_seconds=torch_compile_seconds, parallel_processes=cores,
+                  adam_native_samples_per_s=adam_native, adam_eager_samples_per_s=adam_eager,
                   parallel_model_samples_per_s=sum(per_process), eval_images_per_s=eval_rate,
                   cuda_samples_per_s=cuda, seconds_per_measurement=args.seconds, **provenance("cpu"))
     out.mkdir(parents=True, exist_ok=True)
@@ -145,6 +174,8 @@ torch {torch.__version__}, one thread per process; compilation and warm-up exclu
 | the same step, torch.compile (the CUDA path; CPUs without a C compiler) | {compiled:,.0f} samples/s |
 | the same step, plain eager PyTorch | {eager:,.0f} samples/s |
 | speed-up, native over eager | {online / eager:.2f}x |
+| Adam (the `adam` ablation: mini-batches of 64), native gradient and update | {adam_native:,.0f} samples/s |
+| the same, eager autograd and torch.optim.Adam | {adam_eager:,.0f} samples/s |
 | {cores} runs side by side (one process per core) | {sum(per_process):,.0f} model-samples/s |
 | evaluation (70,000 images, batch 1,000) | {eval_rate:,.0f} images/s |
 {cuda_line}| build time of the native step (0 where this machine built it before) | {compile_seconds:.1f} s |
