@@ -12,7 +12,7 @@ SEED_ARGS = $(if $(strip $(SEEDS)),--seeds $(SEEDS))
 SCRATCH ?=
 SCRATCH_ARG = $(if $(strip $(SCRATCH)),--scratch)
 
-.PHONY: venv data test readme tables reproduce bench search ablations distortions training-size figures eps-range
+.PHONY: venv data test readme tables reproduce bench search ablations distortions training-size figures eps-range compare
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ ablations: data
 EPS_TRAIN ?=
 eps-range: data
 	$(BIN)/python experiments/eps_range.py $(SEED_ARGS) $(if $(strip $(EPS_TRAIN)),--train) $(SCRATCH_ARG)
+
+# Sec. III-C, Fig. 9: the classical classifiers on their data versions, beside LeNet-5's committed rows
+compare: data
+	$(BIN)/python experiments/compare.py $(if $(METHODS),--methods $(METHODS)) $(SCRATCH_ARG)
 
 readme: venv  # rewrite every generated text (summary.md, table.md, README blocks) from committed results, no training
 	$(BIN)/python experiments/readme.py --write

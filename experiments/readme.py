@@ -19,17 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BLOCK = "README.md#"  # prefix of a render() name that is a README block
 TARGETS = {"reproduce": "make reproduce", "distortions": "make distortions", "training_size": "make training-size",
-           "ablations": "make ablations", "search": "make search", "eps_range": "make eps-range"}
+           "ablations": "make ablations", "search": "make search", "eps_range": "make eps-range",
+           "compare": "make compare"}
 
 
 def renderers():
     """{experiment: its render function}, imported here (the scripts import this module)."""
     import ablations
+    import compare
     import eps_range
     import reproduce
     import search
     return {"reproduce": reproduce.render, "distortions": reproduce.render, "training_size": reproduce.render,
-            "ablations": ablations.render, "search": search.render, "eps_range": eps_range.render}
+            "ablations": ablations.render, "search": search.render, "eps_range": eps_range.render,
+            "compare": compare.render}
 
 
 def _split(content, name):

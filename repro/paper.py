@@ -58,3 +58,16 @@ TEST_ERROR = 0.0095
 TEST_ERROR_DISTORTED = 0.008
 TRAIN_ERROR = 0.0035
 ERROR_UNCERTAINTY = 0.001
+
+# Fig. 9: test error (fraction) of every classifier compared in Sec. III-C, by our row names; the
+# input version each used (Sec. III-A, repro/versions.py) is in repro/classical.py's METHODS and,
+# for the networks, in their configs. ../shared/paper_facts_comparison.md lists them with the text.
+FIG9_ERROR = {
+    "linear": 0.120, "linear-deslant": 0.084, "pairwise": 0.076,
+    "knn": 0.050, "knn-deslant": 0.024, "pca-quadratic": 0.033, "rbf-network": 0.036,
+    "tangent-distance": 0.011, "svm-poly4": 0.011, "rs-svm-poly5": 0.010, "v-svm-poly9-dist": 0.008,
+    "mlp-300": 0.047, "mlp-300-dist": 0.036, "mlp-300-deslant": 0.016, "mlp-1000": 0.045, "mlp-1000-dist": 0.038,
+    "mlp-300-100": 0.0305, "mlp-300-100-dist": 0.025, "mlp-500-150": 0.0295, "mlp-500-150-dist": 0.0245,
+    "lenet1": 0.017, "lenet4": 0.011, "lenet4-local": 0.011, "lenet4-knn": 0.011,
+    "lenet5": TEST_ERROR, "lenet5-dist": TEST_ERROR_DISTORTED, "boosted-lenet4-dist": 0.007,
+}

@@ -1,0 +1,201 @@
+"""`make compare`: the paper's comparison of classifiers on MNIST (Sec. III-C, Fig. 9), part 1: the
+classical rows (repro/classical/), each trained on the 60,000 training images of its data version
+(repro/versions.py) and measured on the 10,000 test images. The LeNet-5 rows are read from
+results/reproduce/ and results/distortions/, not trained again. Writes results/compare/:
+
+  metrics.csv          one row per method and seed: data version, test error, the paper's error,
+                       seconds to train and to score the test set, numbers stored at recognition time
+  table.md             per method: what it is, our error (mean +- std over seeds), the paper's, the
+                       difference, the time; render() makes it and README's block from metrics.csv
+  fig9_comparison.png  our errors beside the paper's, in the paper's order
+  versions.png         examples of the regular, deslanted and 16x16 images
+  invocation.json      this invocation's wall time
+  runs/                each run's meta.json (seed, versions, git commit, machine)
+
+Every method and seed is one job; jobs run one process per core, the longest first, with a progress
+line each. A finished job keeps its test scores and result in runs/compare/<method>/seed<N>/ and is
+read, not recomputed, by the next invocation. Randomised methods (K-means, the distortions of the
+virtual support vectors) run SEEDS; the others are deterministic and run seed 0. Only the full
+default run writes results/ and README.md, and only from committed code; --methods or --scratch
+write scratch/results/compare/.
+"""
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from readme import BLOCK, invocation, write, write_invocation
+from runner import ROOT, add_scratch_arg, at_least_one, confirm_outputs, keep_provenance, output_dirs, validated
+from repro import paper
+
+SEEDS = [0, 1, 2]
+LENET5 = {"lenet5": ("reproduce", "paper", "LeNet-5 (make reproduce)"),
+          "lenet5-dist": ("distortions", "distortions", "LeNet-5 with distortions (make distortions)")}
+# the costliest first, so that the cores stay busy to the end (measured on the 2-core machine)
+ORDER = ["v-svm-poly9-dist", "rs-svm-poly5", "svm-poly4", "tangent-distance", "knn", "knn-deslant", "rbf-network",
+         "pca-quadratic", "pairwise", "linear", "linear-deslant"]
+
+
+def seeds(name):
+    from repro.classical import get
+    return SEEDS if get(name).randomised else [0]
+
+
+def run_dir(runs, name, seed):
+    return Path(runs) / name / f"seed{seed}"
+
+
+def run_one(job):
+    """Train and score one method for one seed in this process; write its scores and result.json."""
+    name, seed, where = job
+    import torch
+    from repro import classical, versions
+    from repro.provenance import provenance
+    torch.set_num_threads(1)
+    where = Path(where)
+    if (where / "result.json").exists():
+        return name, seed, None
+    data = versions.load(classical.get(name).version)
+    t0 = time.perf_counter()
+    model = classical.fit(name, data["train_x"], data["train_y"], seed)
+    fit_seconds = time.perf_counter() - t0
+    s = classical.scores(name, model, data["test_x"])
+    score_seconds = time.perf_counter() - t0 - fit_seconds
+    predicted = s.argmax(1)
+    result = dict(method=name, seed=seed, version=classical.get(name).version,
+                  test_error=float((predicted != data["test_y"]).double().mean()),
+                  test_misses=int((predicted != data["test_y"]).sum()), fit_seconds=round(fit_seconds, 2),
+                  score_seconds=round(score_seconds, 2), parameters=int(model.parameters()))
+    where.mkdir(parents=True, exist_ok=True)
+    np.save(where / "scores.npy", s.numpy())
+    (where / "meta.json").write_text(json.dumps(dict(result, **provenance("cpu")), indent=1))
+    (where / "result.json.tmp").write_text(json.dumps(result))
+    os.replace(where / "result.json.tmp", where / "result.json")  # last: a result.json means a finished job
+    return name, seed, fit_seconds + score_seconds
+
+
+def run_all(jobs, workers):
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    done = 0
+    with mp.get_context("spawn").Pool(workers) as pool:
+        for name, seed, secs in pool.imap_unordered(run_one, jobs):
+            done += 1
+            state = "cached" if secs is None else f"{secs / 60:.1f} min"
+            print(f"[{done}/{len(jobs)}] {name} seed {seed}: {state}", flush=True)
+
+
+def lenet_rows():
+    """The LeNet-5 rows: the last pass of each seed in the committed results of the two targets."""
+    rows = []
+    for name, (experiment, variant, _) in LENET5.items():
+        m = pd.read_csv(ROOT / "results" / experiment / "metrics.csv")
+        last = m[m.variant == variant].groupby("seed").tail(1)
+        for r in last.itertuples():
+            rows.append(dict(method=name, seed=r.seed, version="regular (32x32 field)", test_error=r.test_error,
+                             test_misses=r.test_misses, fit_seconds=None, score_seconds=None, parameters=None))
+    return rows
+
+
+def render(results_dir):
+    """table.md and README's comparison block, from metrics.csv and invocation.json only."""
+    from repro.classical import METHODS
+    m = pd.read_csv(Path(results_dir) / "metrics.csv")
+    wall = invocation(results_dir)["wall_seconds"]
+    lines = ["# The comparison of Fig. 9: classical classifiers and LeNet-5\n",
+             "Generated by `make compare`. Test error on the 10,000 test images, mean ± standard deviation over "
+             "seeds where the method is randomised (one seed otherwise). The paper's figures are Fig. 9's, "
+             f"whose caption gives their uncertainty as about {paper.ERROR_UNCERTAINTY:.1%}. \"time\" is training "
+             "plus scoring the test set, one core. The LeNet-5 rows are read from `make reproduce` and "
+             "`make distortions`.\n",
+             "| method | what it is | data | seeds | test error | paper | difference | time |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in [n for n in paper.FIG9_ERROR if n in set(m.method)]:
+        g = m[m.method == name]
+        what = METHODS[name].what if name in METHODS else LENET5[name][2]
+        sd = f" ± {g.test_error.std():.2%}" if len(g) > 1 else ""
+        minutes = (g.fit_seconds + g.score_seconds).mean() / 60
+        time_cell = "–" if math.isnan(minutes) else f"{minutes:.1f} min"
+        lines.append(f"| {name} | {what} | {g.version.iloc[0]} | {len(g)} | {g.test_error.mean():.2%}{sd} | "
+                     f"{paper.FIG9_ERROR[name]:.2%} | {g.test_error.mean() - paper.FIG9_ERROR[name]:+.2%} | {time_cell} |")
+    text = "\n".join(lines) + f"\n\nThis invocation took {wall / 60:.1f} min of wall time (cached runs are read, not recomputed).\n"
+    return {"table.md": text,
+            BLOCK + "comparison": text.split("\n", 1)[1] + "\n![Fig. 9](results/compare/fig9_comparison.png)\n"}
+
+
+def plot(m, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [n for n in paper.FIG9_ERROR if n in set(m.method)]
+    fig, ax = plt.subplots(figsize=(8, 0.38 * len(names) + 1.2))
+    for i, n in enumerate(names):
+        ours = 100 * m[m.method == n].test_error
+        ax.barh(i - 0.2, 100 * paper.FIG9_ERROR[n], height=0.4, color="tab:gray", label="paper (Fig. 9)" if i == 0 else None)
+        ax.barh(i + 0.2, ours.mean(), height=0.4, color="tab:blue", label="ours (mean over seeds)" if i == 0 else None)
+        ax.plot(ours, [i + 0.2] * len(ours), "k.", markersize=3)
+    ax.set(yticks=range(len(names)), yticklabels=names, xlabel="test error (%)")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def versions_figure(path, count=8):
+    """The first `count` test images in each data version."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from repro import data, versions
+    images, _ = data.load_split("test")
+    images = images[:count]
+    fig, axes = plt.subplots(len(versions.VERSIONS), count, figsize=(count * 0.9, len(versions.VERSIONS) * 1.0))
+    for row, version in enumerate(versions.VERSIONS):
+        for col, im in enumerate(versions.make(version, images)):
+            axes[row, col].imshow(im, cmap="gray_r", vmin=0, vmax=255)
+            axes[row, col].set_xticks([]), axes[row, col].set_yticks([])
+        axes[row, 0].set_ylabel(f"{version}\n{versions.VERSIONS[version]}x{versions.VERSIONS[version]}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    from repro.classical import METHODS, get
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), metavar="METHOD")
+    ap.add_argument("--workers", type=at_least_one, default=None)
+    add_scratch_arg(ap)
+    args = ap.parse_args()
+    validated(ap, lambda: [get(n) for n in args.methods])
+    scratch = args.scratch or args.methods != list(METHODS)
+    out, runs = output_dirs("compare", scratch)
+    confirm_outputs("make compare", scratch, out, runs)
+    from repro import data
+    data.ensure_mnist()
+    jobs = [(n, s, str(run_dir(runs, n, s))) for n in sorted(args.methods, key=ORDER.index) for s in seeds(n)]
+    t0 = time.time()
+    run_all(jobs, args.workers)
+    rows = [json.loads((Path(where) / "result.json").read_text()) for _, _, where in jobs] + lenet_rows()
+    m = pd.DataFrame(rows)
+    m["paper_error"] = m.method.map(paper.FIG9_ERROR)
+    order = {n: i for i, n in enumerate(paper.FIG9_ERROR)}
+    m = m.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
+    out.mkdir(parents=True, exist_ok=True)
+    m.to_csv(out / "metrics.csv", index=False)
+    for name, seed, where in jobs:
+        keep_provenance(where, out / "runs" / f"{name}_seed{seed}")
+    write_invocation(out, time.time() - t0)
+    plot(m, out / "fig9_comparison.png")
+    versions_figure(out / "versions.png")
+    texts = render(out)
+    write(out, texts, readme=not scratch)
+    print(texts["table.md"])
+
+
+if __name__ == "__main__":
+    main()

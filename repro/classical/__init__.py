@@ -1,0 +1,84 @@
+"""The classical classifiers of Fig. 9 (Sec. III-C), one module per family, and METHODS: each row
+of the comparison with its class, the data version it is trained and tested on (repro/versions.py),
+its options and whether it is randomised (then several seeds are run). The paper's errors are in
+repro.paper.FIG9_ERROR, under the same names.
+
+Every class takes (train images uint8 (N, S, S), train labels, seed, **options), and has
+scores(images) -> (N, 10) float64 (the largest wins; also the confidence for rejection, Fig. 10)
+and parameters() (numbers stored at recognition time, Fig. 12).
+"""
+from dataclasses import dataclass, field
+
+from .knn import KNN
+from .linear import Linear, Pairwise
+from .pca_quadratic import PCAQuadratic
+from .rbf import RBFNetwork
+from .svm import SVM, ReducedSetSVM, VirtualSVM
+from .tangent import TangentDistance
+
+
+@dataclass(frozen=True)
+class Method:
+    cls: type
+    version: str
+    what: str
+    options: dict = field(default_factory=dict)
+    randomised: bool = False
+
+
+METHODS = {
+    "linear": Method(Linear, "regular", "a weighted sum per class (least squares)"),
+    "linear-deslant": Method(Linear, "deslant", "the same on the deslanted 20x20 images"),
+    "pairwise": Method(Pairwise, "regular", "45 linear units, one per pair of classes, voting"),
+    "knn": Method(KNN, "regular", "3-nearest neighbours, Euclidean, raw pixels", dict(k=3)),
+    "knn-deslant": Method(KNN, "deslant", "the same on the deslanted 20x20 images", dict(k=3)),
+    "pca-quadratic": Method(PCAQuadratic, "regular", "40 principal components, all their products, linear"),
+    "rbf-network": Method(RBFNetwork, "regular", "1,000 Gaussian units (K-means per class), linear", randomised=True),
+    "tangent-distance": Method(TangentDistance, "16x16", "1-nearest neighbour by tangent distance, 16x16"),
+    "svm-poly4": Method(SVM, "regular", "SVM, homogeneous polynomial kernel of degree 4", dict(degree=4)),
+    "rs-svm-poly5": Method(ReducedSetSVM, "regular", "SVM of degree 5, 18 reduced-set vectors per pair",
+                           dict(degree=5, per_pair=18), randomised=False),
+    "v-svm-poly9-dist": Method(VirtualSVM, "regular", "SVM of degree 9 retrained on its support vectors and 4 "
+                               "distorted copies of each", dict(degree=9, copies=4), randomised=True),
+}
+
+
+def get(name):
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; methods: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def check_images(images, version):
+    """Images of the version's size, as uint8: one clear error otherwise."""
+    import torch
+    from ..versions import VERSIONS
+    side = VERSIONS[version]
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 3 \
+            or tuple(images.shape[1:]) != (side, side):
+        desc = (f"{images.dtype} tensor of shape {tuple(images.shape)}" if isinstance(images, torch.Tensor)
+                else type(images).__name__)
+        raise ValueError(f"the {version} version has uint8 images of shape (N, {side}, {side}); got {desc}")
+
+
+def check_labels(labels, n):
+    import torch
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != (n,):
+        raise ValueError(f"expected {n} int64 labels, got {getattr(labels, 'dtype', type(labels).__name__)} "
+                         f"of shape {tuple(getattr(labels, 'shape', ()))}")
+    if n and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"labels must be classes 0..9, got {labels.min().item()}..{labels.max().item()}")
+
+
+def fit(name, train_x, train_y, seed=0):
+    """The method `name` trained on images of its version (checked first, with one clear error)."""
+    method = get(name)
+    check_images(train_x, method.version)
+    check_labels(train_y, len(train_x))
+    return method.cls(train_x, train_y, seed, **method.options)
+
+
+def scores(name, model, images):
+    """model.scores(images) after checking that the images are of the method's version."""
+    check_images(images, get(name).version)
+    return model.scores(images)

@@ -1,0 +1,153 @@
+"""Support vector machines with polynomial kernels (Sec. III-C.11): the plain SVM, the reduced-set
+SVM (Burges 1996) and the virtual-support-vector SVM (Schoelkopf, Burges & Vapnik 1996).
+
+The text: "dot products of the input image with a subset of the training images (the support
+vectors), raised to the k-th power, combined linearly", i.e. the homogeneous kernel (g x.y)^k. The
+quadratic program is scikit-learn's SVC (libsvm, one-versus-one over the 45 pairs of classes).
+Open, chosen here (A22): pixels in [0, 1]; g = 1 / the mean of |x|^2 over the training images, so
+that a typical K(x, x) is about 1 and C means the same for every degree; C = 10.
+"""
+import numpy as np
+import torch
+from sklearn.svm import SVC
+
+C = 10.0
+
+
+def pixels(images):
+    return images.reshape(len(images), -1).numpy().astype(np.float64) / 255
+
+
+def ovo_votes(decisions, pairs, classes=10):
+    """scikit-learn's one-versus-one vote: each pair's decision > 0 votes for its first class; the
+    score is the vote count plus the summed decisions squeezed below half a vote, which breaks ties."""
+    n = len(decisions)
+    votes, confidence = np.zeros((n, classes)), np.zeros((n, classes))
+    for p, (i, j) in enumerate(pairs):
+        d = decisions[:, p]
+        votes[:, i] += d > 0
+        votes[:, j] += d <= 0
+        confidence[:, i] += d
+        confidence[:, j] -= d
+    return torch.from_numpy(votes + confidence / (3 * (np.abs(confidence) + 1)))
+
+
+class SVM:
+    """A polynomial-kernel SVM of degree `degree` on the regular images."""
+
+    def __init__(self, train_x, train_y, seed=0, degree=4, c=C):
+        x = pixels(train_x)
+        self.gamma = 1 / float((x * x).sum(1).mean())
+        self.svc = SVC(kernel="poly", degree=degree, gamma=self.gamma, coef0=0.0, C=c, cache_size=2000,
+                       decision_function_shape="ovo", random_state=seed).fit(x, train_y.numpy())
+        self.degree = degree
+        self.pairs = [(i, j) for i in range(10) for j in range(i + 1, 10)]
+
+    def scores(self, images):
+        return ovo_votes(self.svc.decision_function(pixels(images)), self.pairs)
+
+    def support(self):
+        """Indices of the support vectors in the training set."""
+        return self.svc.support_
+
+    def pair_expansion(self, p):
+        """(support vectors, coefficients alpha_i y_i, bias) of pair p's decision function."""
+        i, j = self.pairs[p]
+        start = np.concatenate([[0], np.cumsum(self.svc.n_support_)])
+        si, sj = np.arange(start[i], start[i + 1]), np.arange(start[j], start[j + 1])
+        coef = np.concatenate([self.svc.dual_coef_[j - 1, si], self.svc.dual_coef_[i, sj]])
+        vectors = self.svc.support_vectors_[np.concatenate([si, sj])]
+        return vectors, coef, self.svc.intercept_[p]
+
+    def parameters(self):
+        return self.svc.support_vectors_.size + self.svc.dual_coef_.size + self.svc.intercept_.size
+
+
+# ---- reduced set (Burges 1996) ---------------------------------------------------------------------
+def kernel(a, b, gamma, degree):
+    return (gamma * a @ b.T) ** degree
+
+
+def reduce_pair(vectors, coef, gamma, degree, size, iterations=40):
+    """Vectors z and weights beta with sum_j beta_j Phi(z_j) close to sum_i coef_i Phi(x_i) in the
+    kernel's feature space. Greedy: each z maximises (Psi_res . Phi(z))^2 / K(z, z) (L-BFGS from the
+    support vector that scores best), then all weights are refitted by least squares in feature space."""
+    x = torch.from_numpy(vectors)
+    a = torch.from_numpy(coef)
+    zs, beta = [], torch.zeros(0, dtype=torch.float64)
+
+    def projection(z):  # Psi_res . Phi(z) for z (m, d)
+        out = kernel(z, x, gamma, degree) @ a
+        if zs:
+            out = out - kernel(z, torch.stack(zs), gamma, degree) @ beta
+        return out
+
+    for _ in range(size):
+        start = (projection(x) ** 2 / kernel(x, x, gamma, degree).diagonal()).argmax()
+        z = x[start].clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([z], max_iter=iterations, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = -projection(z[None])[0] ** 2 / (gamma * z @ z) ** degree
+            loss.backward()
+            return loss
+        opt.step(closure)
+        zs.append(z.detach())
+        zm = torch.stack(zs)
+        beta = torch.linalg.solve(kernel(zm, zm, gamma, degree), kernel(zm, x, gamma, degree) @ a)
+    return torch.stack(zs).numpy(), beta.numpy()
+
+
+class ReducedSetSVM:
+    """An SVM of degree `degree` whose 45 decision functions are each replaced by `per_pair` reduced
+    set vectors (A23): 45 x per_pair vectors in all, against the SVM's thousands of support vectors."""
+
+    def __init__(self, train_x, train_y, seed=0, degree=5, per_pair=18, c=C):
+        torch.manual_seed(seed)
+        self.svm = SVM(train_x, train_y, seed, degree, c)
+        self.expansions = []
+        for p in range(len(self.svm.pairs)):
+            vectors, coef, bias = self.svm.pair_expansion(p)
+            z, beta = reduce_pair(vectors, coef, self.svm.gamma, degree, per_pair)
+            self.expansions.append((z, beta, bias))
+
+    def scores(self, images):
+        x = pixels(images)
+        g, d = self.svm.gamma, self.svm.degree
+        decisions = np.stack([(g * x @ z.T) ** d @ beta + b for z, beta, b in self.expansions], 1)
+        return ovo_votes(decisions, self.svm.pairs)
+
+    def parameters(self):
+        return sum(z.size + beta.size + 1 for z, beta, _ in self.expansions)
+
+
+# ---- virtual support vectors ------------------------------------------------------------------------
+def distorted_copies(images, copies, generator):
+    """`copies` randomly distorted versions of each uint8 28x28 image (the paper's distortions, as
+    LeNet-5's [dist] rows use them), as uint8 28x28: copy k of image i at row k * N + i."""
+    from .. import data, distortions, paper
+    x = data.preprocess(images)
+    out = torch.cat([distortions.distort(x, generator) for _ in range(copies)])[:, 0, 2:30, 2:30]
+    grey = (out - paper.INPUT_BACKGROUND) * (255 / (paper.INPUT_INK - paper.INPUT_BACKGROUND))
+    return grey.round().clamp(0, 255).to(torch.uint8)
+
+
+class VirtualSVM:
+    """Train an SVM, keep its support vectors, add `copies` distorted copies of each (the virtual
+    support vectors, made with the paper's distortions: the [dist] of the row, A24), train again."""
+
+    def __init__(self, train_x, train_y, seed=0, degree=9, copies=4, c=C):
+        first = SVM(train_x, train_y, seed, degree, c)
+        sv = torch.from_numpy(first.support().astype(np.int64))
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.cat([train_x[sv], distorted_copies(train_x[sv], copies, generator)])
+        y = train_y[sv].repeat(copies + 1)
+        self.svm = SVM(x, y, seed, degree, c)
+        self.first_support = len(sv)
+
+    def scores(self, images):
+        return self.svm.scores(images)
+
+    def parameters(self):
+        return self.svm.parameters()

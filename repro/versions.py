@@ -1,0 +1,99 @@
+"""The versions of MNIST that Sec. III-A describes, made from the verified 28x28 files.
+
+- regular: the MNIST files themselves (digits size-normalised into a 20x20 box, centred by their
+  centre of mass in a 28x28 field);
+- deslant: each image sheared horizontally, row by row, until the principal axis of its ink is
+  vertical (second moments of inertia), then cropped to 20x20 (PAPER_NOTES, A14);
+- 16x16: the central 20x20 box reduced to 16x16 (PAPER_NOTES, A15).
+
+Every version is uint8 with 0 as background, as the files are, so that memory counts (a byte per
+pixel, Fig. 12) and the classifiers see the same kind of data whatever the version.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+VERSIONS = {"regular": 28, "deslant": 20, "16x16": 16}  # version -> side of its images
+BOX = slice(4, 24)  # MNIST's 20x20 box: the digits are centred by their mass at (14, 14) of 28x28
+
+
+def _check(images):
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 \
+            or images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+        desc = (f"{images.dtype} tensor of shape {tuple(images.shape)}"
+                if isinstance(images, torch.Tensor) else type(images).__name__)
+        raise ValueError(f"expected MNIST images: a uint8 tensor of shape (N, 28, 28), got {desc}")
+
+
+def slant(images: torch.Tensor) -> torch.Tensor:
+    """mu11 / mu02 of each image's ink (grey levels as mass, y downwards): the horizontal shift per
+    row that the principal axis makes. float64 (N,). An empty image has slant 0."""
+    x = images.to(torch.float64)
+    n, h, w = x.shape
+    ys = torch.arange(h, dtype=torch.float64).view(1, h, 1)
+    xs = torch.arange(w, dtype=torch.float64).view(1, 1, w)
+    mass = x.sum((1, 2)).clamp_min(1e-12)
+    ybar = (x * ys).sum((1, 2)) / mass
+    xbar = (x * xs).sum((1, 2)) / mass
+    dy, dx = ys - ybar.view(n, 1, 1), xs - xbar.view(n, 1, 1)
+    mu11 = (x * dx * dy).sum((1, 2))
+    mu02 = (x * dy * dy).sum((1, 2))
+    return torch.where(mu02 > 0, mu11 / mu02.clamp_min(1e-12), torch.zeros_like(mu02))
+
+
+def shear(images: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Row y of image i shifted horizontally by -s_i (y - ybar_i): the principal axis of slope s_i
+    becomes vertical. Linear interpolation along the row, background outside; float64 (N, H, W)."""
+    x = images.to(torch.float64)
+    n, h, w = x.shape
+    ys = torch.arange(h, dtype=torch.float64).view(1, h, 1)
+    mass = x.sum((1, 2)).clamp_min(1e-12)
+    ybar = (x * ys).sum((1, 2)).div(mass).view(n, 1, 1)
+    source = torch.arange(w, dtype=torch.float64).view(1, 1, w) + s.view(n, 1, 1) * (ys - ybar)  # x' -> x
+    left = source.floor()
+    frac = source - left
+    padded = F.pad(x, (1, 1))  # background on both sides; index 0 is column -1
+    def at(col):
+        idx = (col + 1).clamp(0, w + 1).long()
+        inside = (col >= -1) & (col <= w)
+        return torch.where(inside, padded.gather(2, idx.expand(n, h, w)), torch.zeros(()).double())
+    return (1 - frac) * at(left) + frac * at(left + 1)
+
+
+def deslant(images: torch.Tensor) -> torch.Tensor:
+    """The deslanted version: (N, 28, 28) uint8 -> (N, 20, 20) uint8."""
+    _check(images)
+    out = shear(images, slant(images))[:, BOX, BOX]
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def reduce16(images: torch.Tensor) -> torch.Tensor:
+    """The 16x16 version: the 20x20 box reduced with an antialiased bilinear filter, (N, 16, 16) uint8."""
+    _check(images)
+    box = images[:, BOX, BOX].to(torch.float64).unsqueeze(1)
+    out = F.interpolate(box, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+    return out.squeeze(1).round().clamp(0, 255).to(torch.uint8)
+
+
+def make(version: str, images: torch.Tensor) -> torch.Tensor:
+    """The images in one of VERSIONS."""
+    if version not in VERSIONS:
+        raise ValueError(f"unknown data version {version!r}; versions: {', '.join(VERSIONS)}")
+    if version == "regular":
+        _check(images)
+        return images
+    return deslant(images) if version == "deslant" else reduce16(images)
+
+
+def load(version: str, root=None) -> dict[str, torch.Tensor]:
+    """train_x, train_y, test_x, test_y of a version: uint8 images (N, side, side), int64 labels."""
+    from .data import load_split
+    if version not in VERSIONS:
+        raise ValueError(f"unknown data version {version!r}; versions: {', '.join(VERSIONS)}")
+    out = {}
+    for split in ("train", "test"):
+        images, labels = load_split(split, root)
+        out[f"{split}_x"], out[f"{split}_y"] = make(version, images), labels
+    return out
+

@@ -1,0 +1,183 @@
+"""The data versions (repro/versions.py) and the classical classifiers of Fig. 9 (repro/classical/),
+each on a small problem whose answer is known."""
+import numpy as np
+import pytest
+import torch
+
+from repro import classical, versions
+from repro.classical import knn, linear, pca_quadratic, svm, tangent
+
+
+def stroke(slope, side=28, width=1.5):
+    """A vertical bar through the centre, sheared so that x = 14 + slope (y - 14): uint8 (side, side)."""
+    y, x = torch.meshgrid(torch.arange(side, dtype=torch.float64), torch.arange(side, dtype=torch.float64), indexing="ij")
+    centre = side / 2 + slope * (y - side / 2)
+    ink = ((x - centre).abs() < width) & ((y - side / 2).abs() < 8)
+    return (ink * 255).to(torch.uint8)
+
+
+def blobs(n, side, seed=0):
+    """Ten classes of images: class c lights a square of its own in a 4x3 grid, with noise."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 10
+    images = torch.randint(0, 40, (n, side, side), generator=g)
+    cell = side // 4
+    for i, c in enumerate(labels.tolist()):
+        r, k = divmod(c, 4)
+        images[i, r * cell:(r + 1) * cell, k * cell:(k + 1) * cell] += 200
+    return images.clamp(0, 255).to(torch.uint8), labels
+
+
+# ---- data versions ----------------------------------------------------------------------------------
+def test_deslant_makes_a_sheared_stroke_upright():
+    images = torch.stack([stroke(s) for s in (-0.4, 0.0, 0.3)])
+    assert versions.slant(images).tolist() == pytest.approx([-0.4, 0.0, 0.3], abs=0.02)
+    upright = versions.deslant(images)
+    assert upright.shape == (3, 20, 20) and upright.dtype == torch.uint8
+    assert versions.slant(upright).abs().max() < 0.02
+    def ink_columns(im):  # columns holding at least a tenth of the fullest column's ink
+        c = im.double().sum(1)
+        return (c > 0.1 * c.max(1, keepdim=True).values).sum(1)
+    assert ink_columns(images[:, versions.BOX, versions.BOX])[[0, 2]].min() >= 7  # slanted: spread out
+    assert ink_columns(upright).max() <= 5  # upright: the bar's 3 columns and interpolation's edges
+
+
+def test_16x16_keeps_the_digit_box():
+    images = torch.stack([stroke(0.0)])
+    small = versions.reduce16(images)
+    assert small.shape == (1, 16, 16) and small.dtype == torch.uint8
+    ink = lambda im: im.double().sum().item() / 255
+    assert ink(small) == pytest.approx(ink(images) * (16 / 20) ** 2, rel=0.05)  # the area scales, the ink stays
+
+
+def test_versions_reject_bad_input():
+    with pytest.raises(ValueError, match="unknown data version"):
+        versions.make("deskewed", torch.zeros(1, 28, 28, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"uint8 tensor of shape \(N, 28, 28\)"):
+        versions.deslant(torch.zeros(2, 32, 32, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        versions.reduce16(torch.zeros(2, 28, 28))
+
+
+# ---- the registry --------------------------------------------------------------------------------
+def test_registry_rejects_unknown_methods_and_wrong_images():
+    with pytest.raises(ValueError, match="unknown method 'svm'"):
+        classical.get("svm")
+    with pytest.raises(ValueError, match=r"deslant version has uint8 images of shape \(N, 20, 20\)"):
+        classical.fit("knn-deslant", torch.zeros(10, 28, 28, dtype=torch.uint8), torch.arange(10))
+    with pytest.raises(ValueError, match="classes 0..9"):
+        classical.fit("linear", torch.zeros(2, 28, 28, dtype=torch.uint8), torch.tensor([0, 10]))
+    model = classical.fit("linear", *blobs(40, 28))
+    with pytest.raises(ValueError, match=r"regular version has uint8 images of shape \(N, 28, 28\)"):
+        classical.scores("linear", model, torch.zeros(3, 16, 16, dtype=torch.uint8))
+
+
+def test_every_method_has_the_papers_figure():
+    from repro import paper
+    assert set(classical.METHODS) <= set(paper.FIG9_ERROR)
+
+
+# ---- linear, pairwise, PCA + quadratic --------------------------------------------------------------
+@pytest.mark.parametrize("cls", [linear.Linear, linear.Pairwise, pca_quadratic.PCAQuadratic])
+def test_linear_family_separates_separable_classes(cls):
+    x, y = blobs(300, 28)
+    tx, ty = blobs(100, 28, seed=1)
+    model = cls(x, y, components=20) if cls is pca_quadratic.PCAQuadratic else cls(x, y)
+    assert (model.scores(tx).argmax(1) == ty).all()
+
+
+def test_linear_parameters_are_the_papers():
+    x, y = blobs(50, 28)
+    assert linear.Linear(x, y).parameters() == 7_850  # Sec. III-C.1: 784 x 10 + 10
+    assert linear.Linear(versions.deslant(x), y).parameters() == 4_010  # 400 x 10 + 10
+    assert linear.Pairwise(x, y).parameters() == 45 * 785
+
+
+def test_pairwise_scores_are_votes():
+    x, y = blobs(100, 28)
+    model = linear.Pairwise(x, y)
+    out = model.outputs(x[:5]).sign()
+    for n in range(5):
+        for c in range(10):
+            expected = sum(out[n, u] * (1 if i == c else -1) for u, (i, j) in enumerate(linear.PAIRS) if c in (i, j))
+            assert model.scores(x[n:n + 1])[0, c] == expected
+
+
+def test_quadratic_has_the_papers_821_inputs():
+    assert pca_quadratic.quadratic(torch.randn(3, 40, dtype=torch.float64)).shape == (3, 821)
+
+
+# ---- nearest neighbours -----------------------------------------------------------------------------
+def test_knn_distances_are_exact_and_ties_go_to_the_earlier_image():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randint(0, 256, (7, 28, 28), generator=g, dtype=torch.uint8)
+    r = torch.randint(0, 256, (9, 28, 28), generator=g, dtype=torch.uint8)
+    r[5] = r[2]  # a tie
+    brute = ((q.long().view(7, 1, -1) - r.long().view(1, 9, -1)) ** 2).sum(2)
+    assert torch.equal(knn.squared_distances(q, r), brute.double())
+    _, idx = knn.neighbours(r[2:3], r, 2)
+    assert idx.tolist() == [[2, 5]]
+
+
+def test_knn_vote_breaks_ties_by_the_nearest():
+    scores = knn.vote(torch.tensor([[4, 7, 1], [4, 7, 7], [2, 2, 9]]), 3)
+    assert scores.argmax(1).tolist() == [4, 7, 2]
+
+
+# ---- tangent distance ---------------------------------------------------------------------------------
+def test_tangent_distance_ignores_a_small_translation():
+    x = versions.reduce16(torch.stack([stroke(0.2), stroke(-0.3)]))
+    shifted = torch.roll(x, 1, dims=2)
+    half = ((x.double() + shifted.double()) / 2).round().to(torch.uint8)  # a half-pixel translate
+    p = lambda im: im.reshape(len(im), -1).double() / 255
+    t, th = tangent.tangent_vectors(x), tangent.tangent_vectors(half)
+    for i in range(2):
+        euclid = ((p(x)[i] - p(half)[i]) ** 2).sum()
+        td = tangent.tangent_distances(p(x)[i], t[i], p(half)[i:i + 1], th[i:i + 1])[0]
+        assert td < 0.1 * euclid
+        assert tangent.tangent_distances(p(x)[i], t[i], p(x)[i:i + 1], t[i:i + 1])[0] == pytest.approx(0, abs=1e-12)
+
+
+# ---- support vector machines --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_svm():
+    x, y = blobs(200, 28)
+    return svm.SVM(x, y, degree=2), x
+
+
+def test_svm_pair_expansions_reproduce_libsvm(small_svm):
+    model, x = small_svm
+    px = svm.pixels(x[:20])
+    ours = np.stack([svm.kernel(torch.from_numpy(px), torch.from_numpy(v), model.gamma, 2).numpy() @ c + b
+                     for v, c, b in (model.pair_expansion(p) for p in range(45))], 1)
+    np.testing.assert_allclose(ours, model.svc.decision_function(px), rtol=1e-9, atol=1e-9)
+    assert torch.equal(model.scores(x[:20]).argmax(1), torch.from_numpy(model.svc.predict(px)))
+
+
+def test_reduced_set_reproduces_a_kernel_expansion():
+    # a degree-2 kernel on 3 dimensions has a 6-dimensional feature space: 6 vectors span any expansion
+    g = torch.Generator().manual_seed(0)
+    vectors = torch.rand(12, 3, generator=g, dtype=torch.float64).numpy()
+    coef = torch.randn(12, generator=g, dtype=torch.float64).numpy()
+    z, beta = svm.reduce_pair(vectors, coef, 1.0, 2, size=6)
+    probe = torch.rand(20, 3, generator=g, dtype=torch.float64).numpy()
+    full = (probe @ vectors.T) ** 2 @ coef
+    np.testing.assert_allclose((probe @ z.T) ** 2 @ beta, full, rtol=1e-6, atol=1e-6 * np.abs(full).max())
+
+
+def test_distorted_copies_are_uint8_digits():
+    x, _ = blobs(4, 28)
+    out = svm.distorted_copies(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == (8, 28, 28) and out.dtype == torch.uint8
+    assert not torch.equal(out[:4], x)
+
+
+def test_make_compare_rejects_an_unknown_method_before_any_work():
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "experiments/compare.py", "--methods", "knn", "svm"], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "unknown method 'svm'" in done.stderr
