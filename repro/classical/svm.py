@@ -75,6 +75,7 @@ def reduce_pair(vectors, coef, gamma, degree, size, iterations=40):
     x = torch.from_numpy(vectors)
     a = torch.from_numpy(coef)
     zs, beta = [], torch.zeros(0, dtype=torch.float64)
+    kxx = kernel(x, x, gamma, degree)  # once: every start below scores all support vectors
 
     def projection(z):  # Psi_res . Phi(z) for z (m, d)
         out = kernel(z, x, gamma, degree) @ a
@@ -83,7 +84,8 @@ def reduce_pair(vectors, coef, gamma, degree, size, iterations=40):
         return out
 
     for _ in range(size):
-        start = (projection(x) ** 2 / kernel(x, x, gamma, degree).diagonal()).argmax()
+        at_x = kxx @ a - (kernel(x, torch.stack(zs), gamma, degree) @ beta if zs else 0)
+        start = (at_x ** 2 / kxx.diagonal()).argmax()
         z = x[start].clone().requires_grad_(True)
         opt = torch.optim.LBFGS([z], max_iter=iterations, line_search_fn="strong_wolfe")
 
