@@ -47,7 +47,7 @@ from pathlib import Path
 import pandas as pd
 
 from readme import BLOCK, invocation, read_block, write, write_invocation
-from stats import ALPHA, compare
+from stats import ALPHA, TRAINS_BELOW, compare
 from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
                     output_dirs, quick_overrides, run_all, validated)
 
@@ -176,10 +176,11 @@ def table(last, stats, params):
              f"initialisation agree); \"p (Holm)\" is Holm–Bonferroni-adjusted over the {m} rows compared with the "
              f"recipe at alpha = {ALPHA:g}. Verdict: \"better\" or \"worse\" where Holm rejects, otherwise "
              "\"not separated from the recipe\". Settings marked *chosen* were picked on a validation split "
-             "(selection.csv). The numbers are in stats.csv.\n",
-             "| variant | what changes (overrides of the recipe) | parameters | seeds | test error | min–max | "
+             f"(selection.csv). \"failed\": seeds whose final test error is {TRAINS_BELOW:.0%} or more (chance is 90%). "
+             "The numbers are in stats.csv.\n",
+             "| variant | what changes (overrides of the recipe) | parameters | seeds | failed | test error | min–max | "
              "train error | vs paper [95% CI] | p | p (Holm) | verdict | time per run |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in stats.itertuples():
         g = last[last.variant == r.variant]
         sd = "" if math.isnan(r.std) else f" ± {r.std:.2%}"
@@ -188,14 +189,16 @@ def table(last, stats, params):
         else:
             ci = "" if math.isnan(r.ci_low) else f" [{r.ci_low:+.2%}, {r.ci_high:+.2%}]"
             cells = [f"{r.diff:+.2%}{ci}", *("–" if math.isnan(x) else f"{x:.2g}" for x in (r.p, r.p_holm)), r.verdict]
-        lines.append(f"| {r.variant} | {r.changes} | {params[r.variant]:,} | {r.n} | {r.mean:.2%}{sd} | "
+        failed = int((g.test_error >= TRAINS_BELOW).sum())
+        lines.append(f"| {r.variant} | {r.changes} | {params[r.variant]:,} | {r.n} | {failed} | {r.mean:.2%}{sd} | "
                      f"{r.min:.2%}–{r.max:.2%} | {g.train_error.mean():.2%} | " + " | ".join(cells) +
                      f" | {g.minutes.mean():.1f} min |")
     return "\n".join(lines) + "\n"
 
 
-def findings(stats):
-    """README's findings: sentences built from stats.csv alone."""
+def findings(stats, last):
+    """README's findings: sentences built from stats.csv, and from the final rows (metrics.csv) the
+    seeds that did not train."""
     pts = lambda x: f"{100 * x:+.2f}"
     ci = lambda r: f"{pts(r.diff)} points (95% CI {pts(r.ci_low)} to {pts(r.ci_high)}; p = {r.p:.2g}, Holm-adjusted {r.p_holm:.2g})"
     rows = stats[stats.variant != BASELINE]
@@ -219,6 +222,13 @@ def findings(stats):
             f"- {r.variant}: {ci(r)}. {compared(r)}" for r in rest.itertuples()))
     if len(untested):
         parts.append(f"Not tested (fewer than two seeds): {', '.join(untested.variant)}.")
+    failed = {v: g.test_error.tolist() for v, g in last.groupby("variant", sort=False) if (g.test_error >= TRAINS_BELOW).any()}
+    if failed:
+        parts.append(f"Seeds that did not train (final test error {TRAINS_BELOW:.0%} or more): " + "; ".join(
+            f"{v}, {sum(e >= TRAINS_BELOW for e in errors)} of {len(errors)} (final errors "
+            f"{', '.join(f'{e:.2%}' for e in errors)})" for v, errors in failed.items()) +
+            ". Such a row mixes runs that fail with runs that train; the t-test does not model that mixture, "
+            "and its verdict says only that the seeds do not separate the means.")
     return "\n\n".join(parts) + "\n"
 
 
@@ -244,7 +254,7 @@ def render(results_dir):
              "finished by an earlier invocation are read, not retrained).\n")
     return {"stats.csv": stats_csv, "table.md": text,
             BLOCK + "ablations": text.split("\n", 1)[1] + "\n![ablations](results/ablations/ablations.png)\n",
-            BLOCK + "ablations-findings": findings(stats)}
+            BLOCK + "ablations-findings": findings(stats, last)}
 
 
 def plot(last, path):

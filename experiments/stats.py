@@ -12,6 +12,7 @@ import statistics
 from scipy.stats import t as student_t
 
 ALPHA = 0.05
+TRAINS_BELOW = 0.10  # a run "trains" when its final test error is below this (chance is 90%)
 
 
 def paired(x, base, confidence=0.95):
