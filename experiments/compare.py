@@ -113,7 +113,7 @@ def render(results_dir):
              f"whose caption gives their uncertainty as about {paper.ERROR_UNCERTAINTY:.1%}. \"time\" is training "
              "plus scoring the test set, one core. The LeNet-5 rows are read from `make reproduce` and "
              "`make distortions`.\n",
-             "| method | what it is | data | seeds | test error | paper | difference | time |",
+             "| method | what it is | data | seeds | test error | paper | difference (points) | time |",
              "|---|---|---|---|---|---|---|---|"]
     for name in [n for n in paper.FIG9_ERROR if n in set(m.method)]:
         g = m[m.method == name]
@@ -122,7 +122,7 @@ def render(results_dir):
         minutes = (g.fit_seconds + g.score_seconds).mean() / 60
         time_cell = "–" if math.isnan(minutes) else f"{minutes:.1f} min"
         lines.append(f"| {name} | {what} | {g.version.iloc[0]} | {len(g)} | {g.test_error.mean():.2%}{sd} | "
-                     f"{paper.FIG9_ERROR[name]:.2%} | {g.test_error.mean() - paper.FIG9_ERROR[name]:+.2%} | {time_cell} |")
+                     f"{paper.FIG9_ERROR[name]:.2%} | {100 * (g.test_error.mean() - paper.FIG9_ERROR[name]):+.2f} | {time_cell} |")
     text = "\n".join(lines) + f"\n\nThis invocation took {wall / 60:.1f} min of wall time (cached runs are read, not recomputed).\n"
     return {"table.md": text,
             BLOCK + "comparison": text.split("\n", 1)[1] + "\n![Fig. 9](results/compare/fig9_comparison.png)\n"}
