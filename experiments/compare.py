@@ -63,7 +63,7 @@ def run_one(job):
         return name, seed, None
     data = versions.load(classical.get(name).version)
     t0 = time.perf_counter()
-    model = classical.fit(name, data["train_x"], data["train_y"], seed)
+    model = classical.fit(name, data["train_x"], data["train_y"], seed, cache_dir=where.parent.parent / "shared")
     fit_seconds = time.perf_counter() - t0
     s = classical.scores(name, model, data["test_x"])
     score_seconds = time.perf_counter() - t0 - fit_seconds

@@ -181,3 +181,12 @@ def test_make_compare_rejects_an_unknown_method_before_any_work():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "unknown method 'svm'" in done.stderr
+
+
+def test_virtual_svm_first_stage_is_computed_once_and_shared(tmp_path):
+    x, y = blobs(120, 28)
+    first = svm.first_stage_support(x, y, 2, svm.C, tmp_path)
+    assert np.array_equal(first, svm.SVM(x, y, degree=2).support())
+    (cached,) = tmp_path.glob("support-*.npy")
+    np.save(cached, first[:3])  # a second call reads the file instead of training
+    assert np.array_equal(svm.first_stage_support(x, y, 2, svm.C, tmp_path), first[:3])

@@ -24,6 +24,7 @@ class Method:
     what: str
     options: dict = field(default_factory=dict)
     randomised: bool = False
+    shares_work: bool = False  # takes a cache_dir for work its seeds share (the virtual SVs' first SVM)
 
 
 METHODS = {
@@ -39,7 +40,8 @@ METHODS = {
     "rs-svm-poly5": Method(ReducedSetSVM, "regular", "SVM of degree 5, 18 reduced-set vectors per pair",
                            dict(degree=5, per_pair=18), randomised=False),
     "v-svm-poly9-dist": Method(VirtualSVM, "regular", "SVM of degree 9 retrained on its support vectors and 4 "
-                               "distorted copies of each", dict(degree=9, copies=4), randomised=True),
+                               "distorted copies of each", dict(degree=9, copies=4), randomised=True,
+                               shares_work=True),
 }
 
 
@@ -70,12 +72,14 @@ def check_labels(labels, n):
         raise ValueError(f"labels must be classes 0..9, got {labels.min().item()}..{labels.max().item()}")
 
 
-def fit(name, train_x, train_y, seed=0):
-    """The method `name` trained on images of its version (checked first, with one clear error)."""
+def fit(name, train_x, train_y, seed=0, cache_dir=None):
+    """The method `name` trained on images of its version (checked first, with one clear error);
+    `cache_dir`: where a method that shares work between seeds keeps it."""
     method = get(name)
     check_images(train_x, method.version)
     check_labels(train_y, len(train_x))
-    return method.cls(train_x, train_y, seed, **method.options)
+    shared = dict(cache_dir=cache_dir) if method.shares_work else {}
+    return method.cls(train_x, train_y, seed, **method.options, **shared)
 
 
 def scores(name, model, images):

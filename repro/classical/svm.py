@@ -135,13 +135,31 @@ def distorted_copies(images, copies, generator):
     return grey.round().clamp(0, 255).to(torch.uint8)
 
 
+def first_stage_support(train_x, train_y, degree, c, cache_dir=None):
+    """Training-set indices of the support vectors of the SVM that the virtual SVs start from. It
+    does not depend on the seed (libsvm is deterministic), so with `cache_dir` it is computed once
+    and shared by the seeds' processes (a file lock makes the others wait for it)."""
+    if cache_dir is None:
+        return SVM(train_x, train_y, 0, degree, c).support()
+    import fcntl
+    from pathlib import Path
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"support-poly{degree}-C{c:g}-n{len(train_x)}.npy"
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            np.save(path.with_suffix(".tmp.npy"), SVM(train_x, train_y, 0, degree, c).support())
+            path.with_suffix(".tmp.npy").replace(path)
+        return np.load(path)
+
+
 class VirtualSVM:
     """Train an SVM, keep its support vectors, add `copies` distorted copies of each (the virtual
     support vectors, made with the paper's distortions: the [dist] of the row, A24), train again."""
 
-    def __init__(self, train_x, train_y, seed=0, degree=9, copies=4, c=C):
-        first = SVM(train_x, train_y, seed, degree, c)
-        sv = torch.from_numpy(first.support().astype(np.int64))
+    def __init__(self, train_x, train_y, seed=0, degree=9, copies=4, c=C, cache_dir=None):
+        sv = torch.from_numpy(first_stage_support(train_x, train_y, degree, c, cache_dir).astype(np.int64))
         generator = torch.Generator().manual_seed(seed)
         x = torch.cat([train_x[sv], distorted_copies(train_x[sv], copies, generator)])
         y = train_y[sv].repeat(copies + 1)
