@@ -167,7 +167,7 @@ static void axpys(real *restrict y, int n, int m, const real *restrict w, const 
         for (int j = 0; j < m; j++) acc += w[j] * load(x[j] + i);
         store(y + i, &acc);
     }
-    for (; i + 4 <= n; i += 4) {  /* C3's maps (100) and F6's 84 units end in 4 */
+    for (; i + 4 <= n; i += 4) {  /* C3's maps (100 = 3 x 32 + 4) and the linear head's 84 inputs end in 4 */
         vec4 acc;
         memcpy(&acc, y + i, sizeof acc);
         for (int j = 0; j < m; j++) {

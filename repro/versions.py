@@ -18,12 +18,19 @@ VERSIONS = {"regular": 28, "deslant": 20, "16x16": 16}  # version -> side of its
 BOX = slice(4, 24)  # MNIST's 20x20 box: the digits are centred by their mass at (14, 14) of 28x28
 
 
-def _check(images):
+def check(images, version="regular"):
+    """One clear error unless `images` are the version's: uint8 (N, side, side)."""
+    side = VERSIONS[version]
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 \
-            or images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+            or images.ndim != 3 or tuple(images.shape[1:]) != (side, side):
         desc = (f"{images.dtype} tensor of shape {tuple(images.shape)}"
                 if isinstance(images, torch.Tensor) else type(images).__name__)
-        raise ValueError(f"expected MNIST images: a uint8 tensor of shape (N, 28, 28), got {desc}")
+        raise ValueError(f"the {version} version has uint8 images of shape (N, {side}, {side}); got {desc}")
+
+
+def pixels(images: torch.Tensor) -> torch.Tensor:
+    """Images as float64 rows, pixels scaled to [0, 1] (what most classical methods take)."""
+    return images.reshape(len(images), -1).to(torch.float64) / 255
 
 
 def slant(images: torch.Tensor) -> torch.Tensor:
@@ -63,14 +70,14 @@ def shear(images: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 def deslant(images: torch.Tensor) -> torch.Tensor:
     """The deslanted version: (N, 28, 28) uint8 -> (N, 20, 20) uint8."""
-    _check(images)
+    check(images)
     out = shear(images, slant(images))[:, BOX, BOX]
     return out.round().clamp(0, 255).to(torch.uint8)
 
 
 def reduce16(images: torch.Tensor) -> torch.Tensor:
     """The 16x16 version: the 20x20 box reduced with an antialiased bilinear filter, (N, 16, 16) uint8."""
-    _check(images)
+    check(images)
     box = images[:, BOX, BOX].to(torch.float64).unsqueeze(1)
     out = F.interpolate(box, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
     return out.squeeze(1).round().clamp(0, 255).to(torch.uint8)
@@ -81,7 +88,7 @@ def make(version: str, images: torch.Tensor) -> torch.Tensor:
     if version not in VERSIONS:
         raise ValueError(f"unknown data version {version!r}; versions: {', '.join(VERSIONS)}")
     if version == "regular":
-        _check(images)
+        check(images)
         return images
     return deslant(images) if version == "deslant" else reduce16(images)
 

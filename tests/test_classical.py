@@ -53,7 +53,7 @@ def test_16x16_keeps_the_digit_box():
 def test_versions_reject_bad_input():
     with pytest.raises(ValueError, match="unknown data version"):
         versions.make("deskewed", torch.zeros(1, 28, 28, dtype=torch.uint8))
-    with pytest.raises(ValueError, match=r"uint8 tensor of shape \(N, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"regular version has uint8 images of shape \(N, 28, 28\)"):
         versions.deslant(torch.zeros(2, 32, 32, dtype=torch.uint8))
     with pytest.raises(ValueError, match="uint8"):
         versions.reduce16(torch.zeros(2, 28, 28))
@@ -115,8 +115,9 @@ def test_knn_distances_are_exact_and_ties_go_to_the_earlier_image():
     r[5] = r[2]  # a tie
     brute = ((q.long().view(7, 1, -1) - r.long().view(1, 9, -1)) ** 2).sum(2)
     assert torch.equal(knn.squared_distances(q, r), brute.double())
-    _, idx = knn.neighbours(r[2:3], r, 2)
-    assert idx.tolist() == [[2, 5]]
+    assert knn.neighbours(r[2:3], r, 2).tolist() == [[2, 5]]
+    full = knn.neighbours(q, r, 9)  # the whole order: distance, then index
+    assert full.tolist() == [sorted(range(9), key=lambda j: (brute[i, j].item(), j)) for i in range(7)]
 
 
 def test_knn_vote_breaks_ties_by_the_nearest():

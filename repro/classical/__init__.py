@@ -15,6 +15,7 @@ from .pca_quadratic import PCAQuadratic
 from .rbf import RBFNetwork
 from .svm import SVM, ReducedSetSVM, VirtualSVM
 from .tangent import TangentDistance
+from ..versions import check
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ METHODS = {
     "tangent-distance": Method(TangentDistance, "16x16", "1-nearest neighbour by tangent distance, 16x16"),
     "svm-poly4": Method(SVM, "regular", "SVM, homogeneous polynomial kernel of degree 4", dict(degree=4)),
     "rs-svm-poly5": Method(ReducedSetSVM, "regular", "SVM of degree 5, 18 reduced-set vectors per pair",
-                           dict(degree=5, per_pair=18), randomised=False),
+                           dict(degree=5, per_pair=18)),
     "v-svm-poly9-dist": Method(VirtualSVM, "regular", "SVM of degree 9 retrained on its support vectors and 4 "
                                "distorted copies of each", dict(degree=9, copies=4), randomised=True,
                                shares_work=True),
@@ -49,18 +50,6 @@ def get(name):
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; methods: {', '.join(METHODS)}")
     return METHODS[name]
-
-
-def check_images(images, version):
-    """Images of the version's size, as uint8: one clear error otherwise."""
-    import torch
-    from ..versions import VERSIONS
-    side = VERSIONS[version]
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 3 \
-            or tuple(images.shape[1:]) != (side, side):
-        desc = (f"{images.dtype} tensor of shape {tuple(images.shape)}" if isinstance(images, torch.Tensor)
-                else type(images).__name__)
-        raise ValueError(f"the {version} version has uint8 images of shape (N, {side}, {side}); got {desc}")
 
 
 def check_labels(labels, n):
@@ -76,7 +65,7 @@ def fit(name, train_x, train_y, seed=0, cache_dir=None):
     """The method `name` trained on images of its version (checked first, with one clear error);
     `cache_dir`: where a method that shares work between seeds keeps it."""
     method = get(name)
-    check_images(train_x, method.version)
+    check(train_x, method.version)
     check_labels(train_y, len(train_x))
     shared = dict(cache_dir=cache_dir) if method.shares_work else {}
     return method.cls(train_x, train_y, seed, **method.options, **shared)
@@ -84,5 +73,5 @@ def fit(name, train_x, train_y, seed=0, cache_dir=None):
 
 def scores(name, model, images):
     """model.scores(images) after checking that the images are of the method's version."""
-    check_images(images, get(name).version)
+    check(images, get(name).version)
     return model.scores(images)

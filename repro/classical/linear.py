@@ -52,8 +52,7 @@ class Pairwise:
     """45 linear units, one per pair of classes, each trained on those two classes only. The score
     of class i is the sum of the outputs of the units i/x minus the sum of those of the units y/i.
     A unit's output is its vote, the sign of its weighted sum (A17): the raw sums of units that
-    never saw a class are unbounded on it (results/compare/findings.csv measures the readings);
-    equal scores go to the lower class."""
+    never saw a class are unbounded on it. Equal scores go to the lower class."""
 
     def __init__(self, train_x, train_y, seed=None):
         x = features(train_x)

@@ -10,14 +10,11 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
+from ..versions import pixels
+from .knn import squared_distances
 from .linear import RIDGE, least_squares, one_vs_rest_targets
-from .pca_quadratic import pixels
 
 UNITS_PER_CLASS = 100
-
-
-def squared_distances(x, centres):
-    return ((x * x).sum(1, keepdim=True) + (centres * centres).sum(1) - 2 * x @ centres.T).clamp_min(0)
 
 
 class RBFNetwork:
@@ -29,7 +26,7 @@ class RBFNetwork:
             km = KMeans(n_clusters=units_per_class, n_init=1, random_state=seed * 10 + c).fit(members.numpy())
             centre = torch.from_numpy(km.cluster_centers_)
             assign = torch.from_numpy(km.labels_.astype(np.int64))
-            d2 = squared_distances(members, centre).gather(1, assign.unsqueeze(1)).squeeze(1)
+            d2 = squared_distances(members, centre).clamp_min(0).gather(1, assign.unsqueeze(1)).squeeze(1)
             count = torch.bincount(assign, minlength=units_per_class).clamp_min(1)
             mean_d2 = torch.zeros(units_per_class, dtype=torch.float64).index_add_(0, assign, d2) / count
             centres.append(centre), widths.append(mean_d2.clamp_min(mean_d2[mean_d2 > 0].min()))
@@ -38,7 +35,7 @@ class RBFNetwork:
 
     def hidden(self, x):
         """The 1,000 Gaussian units' outputs and a bias of 1."""
-        phi = torch.exp(-squared_distances(x, self.centres) / (2 * self.width2))
+        phi = torch.exp(-squared_distances(x, self.centres).clamp_min(0) / (2 * self.width2))
         return torch.cat([phi, torch.ones(len(x), 1, dtype=phi.dtype)], 1)
 
     def scores(self, images):

@@ -11,19 +11,24 @@ import numpy as np
 import torch
 from sklearn.svm import SVC
 
+from .. import versions
+from .linear import PAIRS
+
 C = 10.0
 
 
 def pixels(images):
-    return images.reshape(len(images), -1).numpy().astype(np.float64) / 255
+    """versions.pixels as the numpy array scikit-learn takes."""
+    return versions.pixels(images).numpy()
 
 
-def ovo_votes(decisions, pairs, classes=10):
-    """scikit-learn's one-versus-one vote: each pair's decision > 0 votes for its first class; the
-    score is the vote count plus the summed decisions squeezed below half a vote, which breaks ties."""
+def ovo_votes(decisions, classes=10):
+    """scikit-learn's one-versus-one vote over PAIRS (libsvm's order): each pair's decision > 0 votes
+    for its first class; the score is the vote count plus the summed decisions squeezed below half a
+    vote, which breaks ties."""
     n = len(decisions)
     votes, confidence = np.zeros((n, classes)), np.zeros((n, classes))
-    for p, (i, j) in enumerate(pairs):
+    for p, (i, j) in enumerate(PAIRS):
         d = decisions[:, p]
         votes[:, i] += d > 0
         votes[:, j] += d <= 0
@@ -41,10 +46,9 @@ class SVM:
         self.svc = SVC(kernel="poly", degree=degree, gamma=self.gamma, coef0=0.0, C=c, cache_size=2000,
                        decision_function_shape="ovo", random_state=seed).fit(x, train_y.numpy())
         self.degree = degree
-        self.pairs = [(i, j) for i in range(10) for j in range(i + 1, 10)]
 
     def scores(self, images):
-        return ovo_votes(self.svc.decision_function(pixels(images)), self.pairs)
+        return ovo_votes(self.svc.decision_function(pixels(images)))
 
     def support(self):
         """Indices of the support vectors in the training set."""
@@ -52,7 +56,7 @@ class SVM:
 
     def pair_expansion(self, p):
         """(support vectors, coefficients alpha_i y_i, bias) of pair p's decision function."""
-        i, j = self.pairs[p]
+        i, j = PAIRS[p]
         start = np.concatenate([[0], np.cumsum(self.svc.n_support_)])
         si, sj = np.arange(start[i], start[i + 1]), np.arange(start[j], start[j + 1])
         coef = np.concatenate([self.svc.dual_coef_[j - 1, si], self.svc.dual_coef_[i, sj]])
@@ -106,19 +110,18 @@ class ReducedSetSVM:
     set vectors (A23): 45 x per_pair vectors in all, against the SVM's thousands of support vectors."""
 
     def __init__(self, train_x, train_y, seed=0, degree=5, per_pair=18, c=C):
-        torch.manual_seed(seed)
         self.svm = SVM(train_x, train_y, seed, degree, c)
         self.expansions = []
-        for p in range(len(self.svm.pairs)):
+        for p in range(len(PAIRS)):
             vectors, coef, bias = self.svm.pair_expansion(p)
             z, beta = reduce_pair(vectors, coef, self.svm.gamma, degree, per_pair)
             self.expansions.append((z, beta, bias))
 
     def scores(self, images):
-        x = pixels(images)
-        g, d = self.svm.gamma, self.svm.degree
-        decisions = np.stack([(g * x @ z.T) ** d @ beta + b for z, beta, b in self.expansions], 1)
-        return ovo_votes(decisions, self.svm.pairs)
+        x = versions.pixels(images)
+        decisions = torch.stack([kernel(x, torch.from_numpy(z), self.svm.gamma, self.svm.degree) @ torch.from_numpy(beta) + b
+                                 for z, beta, b in self.expansions], 1)
+        return ovo_votes(decisions.numpy())
 
     def parameters(self):
         return sum(z.size + beta.size + 1 for z, beta, _ in self.expansions)

@@ -12,6 +12,7 @@ candidates, one neighbour, and a small spring term that keeps the solve well pos
 import torch
 import torch.nn.functional as F
 
+from ..versions import pixels
 from .knn import neighbours
 
 CANDIDATES = 100
@@ -31,8 +32,8 @@ def blur(x, sigma=SMOOTHING):
 
 def tangent_vectors(images):
     """uint8 (N, S, S) -> float64 (N, 7, S*S), in TANGENTS' order, for pixels scaled to [0, 1]."""
-    p = blur(images.to(torch.float64) / 255)
-    n, s, _ = p.shape
+    n, s = len(images), images.shape[-1]
+    p = blur(pixels(images).view(n, s, s))
     gy, gx = torch.gradient(p, dim=(1, 2))
     c = torch.arange(s, dtype=torch.float64) - (s - 1) / 2
     y, x = c.view(1, s, 1), c.view(1, 1, s)
@@ -60,12 +61,12 @@ class TangentDistance:
     def __init__(self, train_x, train_y, seed=None, candidates=CANDIDATES):
         self.train_x, self.train_y, self.candidates = train_x, train_y, candidates
         self.train_t = tangent_vectors(train_x)
-        self.train_p = train_x.reshape(len(train_x), -1).to(torch.float64) / 255
+        self.train_p = pixels(train_x)
 
     def scores(self, images):
         """Minus the smallest tangent distance to each class among the candidates (-inf: none)."""
-        _, idx = neighbours(images, self.train_x, self.candidates)
-        tt, tp = tangent_vectors(images), images.reshape(len(images), -1).to(torch.float64) / 255
+        idx = neighbours(images, self.train_x, self.candidates)
+        tt, tp = tangent_vectors(images), pixels(images)
         out = torch.full((len(images), 10), -float("inf"), dtype=torch.float64)
         for i in range(len(images)):
             d = tangent_distances(tp[i], tt[i], self.train_p[idx[i]], self.train_t[idx[i]])
