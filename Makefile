@@ -12,7 +12,7 @@ SEED_ARGS = $(if $(strip $(SEEDS)),--seeds $(SEEDS))
 SCRATCH ?=
 SCRATCH_ARG = $(if $(strip $(SCRATCH)),--scratch)
 
-.PHONY: venv data test readme tables reproduce bench search ablations distortions training-size figures eps-range compare
+.PHONY: venv data test readme tables reproduce bench search ablations distortions training-size figures eps-range compare svm-search
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ eps-range: data
 # Sec. III-C, Fig. 9: the classical classifiers on their data versions, beside LeNet-5's committed rows
 compare: data
 	$(BIN)/python experiments/compare.py $(if $(METHODS),--methods $(METHODS)) $(SCRATCH_ARG)
+
+# C of the SVMs per degree, chosen on a validation split (pre-registered in PAPER_NOTES: "The SVM study")
+svm-search: data
+	$(BIN)/python experiments/svm_search.py $(SCRATCH_ARG)
 
 readme: venv  # rewrite every generated text (summary.md, table.md, README blocks) from committed results, no training
 	$(BIN)/python experiments/readme.py --write

@@ -143,7 +143,7 @@ def test_tangent_distance_ignores_a_small_translation():
 @pytest.fixture(scope="module")
 def small_svm():
     x, y = blobs(200, 28)
-    return svm.SVM(x, y, degree=2), x
+    return svm.SVM(x, y, degree=2, c=10.0), x
 
 
 def test_svm_pair_expansions_reproduce_libsvm(small_svm):
@@ -186,8 +186,8 @@ def test_make_compare_rejects_an_unknown_method_before_any_work():
 
 def test_virtual_svm_first_stage_is_computed_once_and_shared(tmp_path):
     x, y = blobs(120, 28)
-    first = svm.first_stage_support(x, y, 2, svm.C, tmp_path)
-    assert np.array_equal(first, svm.SVM(x, y, degree=2).support())
+    first = svm.first_stage_support(x, y, 2, 10.0, tmp_path)
+    assert np.array_equal(first, svm.SVM(x, y, degree=2, c=10.0).support())
     (cached,) = tmp_path.glob("support-*.npy")
     np.save(cached, first[:3])  # a second call reads the file instead of training
-    assert np.array_equal(svm.first_stage_support(x, y, 2, svm.C, tmp_path), first[:3])
+    assert np.array_equal(svm.first_stage_support(x, y, 2, 10.0, tmp_path), first[:3])

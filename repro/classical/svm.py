@@ -5,7 +5,8 @@ The text: "dot products of the input image with a subset of the training images 
 vectors), raised to the k-th power, combined linearly", i.e. the homogeneous kernel (g x.y)^k. The
 quadratic program is scikit-learn's SVC (libsvm, one-versus-one over the 45 pairs of classes).
 Open, chosen here (A22): pixels in [0, 1]; g = 1 / the mean of |x|^2 over the training images, so
-that a typical K(x, x) is about 1 and C means the same for every degree; C = 10.
+that a typical K(x, x) is about 1 and C means the same for every degree; C per degree, chosen on a
+validation split by `make svm-search` (experiments/svm_search.py, results/svm_search/).
 """
 import numpy as np
 import torch
@@ -14,7 +15,7 @@ from sklearn.svm import SVC
 from .. import versions
 from .linear import PAIRS
 
-C = 10.0
+C = {4: 10.0, 5: 10.0, 9: 10.0}  # per degree, what `make svm-search` chose (a test checks it)
 
 
 def pixels(images):
@@ -40,10 +41,12 @@ def ovo_votes(decisions, classes=10):
 class SVM:
     """A polynomial-kernel SVM of degree `degree` on the regular images."""
 
-    def __init__(self, train_x, train_y, seed=0, degree=4, c=C):
+    def __init__(self, train_x, train_y, seed=0, degree=4, c=None, coef0=0.0):
+        """c: the soft-margin constant (default C[degree]); coef0: 1 gives the inhomogeneous kernel
+        (g x.y + 1)^k, which only the SVM study measures (A22)."""
         x = pixels(train_x)
         self.gamma = 1 / float((x * x).sum(1).mean())
-        self.svc = SVC(kernel="poly", degree=degree, gamma=self.gamma, coef0=0.0, C=c, cache_size=2000,
+        self.svc = SVC(kernel="poly", degree=degree, gamma=self.gamma, coef0=coef0, C=c or C[degree], cache_size=2000,
                        decision_function_shape="ovo", random_state=seed).fit(x, train_y.numpy())
         self.degree = degree
 
@@ -109,7 +112,7 @@ class ReducedSetSVM:
     """An SVM of degree `degree` whose 45 decision functions are each replaced by `per_pair` reduced
     set vectors (A23): 45 x per_pair vectors in all, against the SVM's thousands of support vectors."""
 
-    def __init__(self, train_x, train_y, seed=0, degree=5, per_pair=18, c=C):
+    def __init__(self, train_x, train_y, seed=0, degree=5, per_pair=18, c=None):
         self.svm = SVM(train_x, train_y, seed, degree, c)
         self.expansions = []
         for p in range(len(PAIRS)):
@@ -161,7 +164,8 @@ class VirtualSVM:
     """Train an SVM, keep its support vectors, add `copies` distorted copies of each (the virtual
     support vectors, made with the paper's distortions: the [dist] of the row, A24), train again."""
 
-    def __init__(self, train_x, train_y, seed=0, degree=9, copies=4, c=C, cache_dir=None):
+    def __init__(self, train_x, train_y, seed=0, degree=9, copies=4, c=None, cache_dir=None):
+        c = c or C[degree]
         sv = torch.from_numpy(first_stage_support(train_x, train_y, degree, c, cache_dir).astype(np.int64))
         generator = torch.Generator().manual_seed(seed)
         x = torch.cat([train_x[sv], distorted_copies(train_x[sv], copies, generator)])
