@@ -12,7 +12,7 @@ SEED_ARGS = $(if $(strip $(SEEDS)),--seeds $(SEEDS))
 SCRATCH ?=
 SCRATCH_ARG = $(if $(strip $(SCRATCH)),--scratch)
 
-.PHONY: venv data test readme tables reproduce bench search ablations distortions training-size figures eps-range compare svm-search
+.PHONY: venv data test readme tables reproduce bench search ablations distortions training-size figures eps-range compare svm-search compare-findings
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ compare: data
 # C of the SVMs per degree, chosen on a validation split (pre-registered in PAPER_NOTES: "The SVM study")
 svm-search: data
 	$(BIN)/python experiments/svm_search.py $(SCRATCH_ARG)
+
+# what moves the rows of make compare that miss the paper (one change per line; needs results/compare and svm_search)
+compare-findings: data
+	$(BIN)/python experiments/compare_findings.py $(SCRATCH_ARG)
 
 readme: venv  # rewrite every generated text (summary.md, table.md, README blocks) from committed results, no training
 	$(BIN)/python experiments/readme.py --write

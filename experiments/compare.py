@@ -52,8 +52,10 @@ def run_dir(runs, name, seed):
 
 
 def run_one(job):
-    """Train and score one method for one seed in this process; write its scores and result.json."""
-    name, seed, where = job
+    """Train and score one method for one seed in this process; write its scores and result.json.
+    A job's optional fourth element changes the row (compare_findings.py): `version`, `train_size`
+    (the first that many training images) and the method's options."""
+    name, seed, where, change = (*job, {})[:4]
     import torch
     from repro import classical, versions
     from repro.provenance import provenance
@@ -61,14 +63,17 @@ def run_one(job):
     where = Path(where)
     if (where / "result.json").exists():
         return name, seed, None
-    data = versions.load(classical.get(name).version)
+    change = dict(change)
+    version, size = change.pop("version", None) or classical.get(name).version, change.pop("train_size", None)
+    data = versions.load(version)
     t0 = time.perf_counter()
-    model = classical.fit(name, data["train_x"], data["train_y"], seed, cache_dir=where.parent.parent / "shared")
+    model = classical.fit(name, data["train_x"][:size], data["train_y"][:size], seed,
+                          cache_dir=where.parent.parent / "shared", version=version, **change)
     fit_seconds = time.perf_counter() - t0
-    s = classical.scores(name, model, data["test_x"])
+    s = classical.scores(name, model, data["test_x"], version)
     score_seconds = time.perf_counter() - t0 - fit_seconds
     predicted = s.argmax(1)
-    result = dict(method=name, seed=seed, version=classical.get(name).version,
+    result = dict(method=name, seed=seed, version=version,
                   test_error=float((predicted != data["test_y"]).double().mean()),
                   test_misses=int((predicted != data["test_y"]).sum()), fit_seconds=round(fit_seconds, 2),
                   score_seconds=round(score_seconds, 2), parameters=int(model.parameters()))

@@ -20,20 +20,23 @@ README = ROOT / "README.md"
 BLOCK = "README.md#"  # prefix of a render() name that is a README block
 TARGETS = {"reproduce": "make reproduce", "distortions": "make distortions", "training_size": "make training-size",
            "ablations": "make ablations", "search": "make search", "eps_range": "make eps-range",
-           "compare": "make compare", "svm_search": "make svm-search"}
+           "compare": "make compare", "svm_search": "make svm-search",
+           "compare_findings": "make compare-findings"}
 
 
 def renderers():
     """{experiment: its render function}, imported here (the scripts import this module)."""
     import ablations
     import compare
+    import compare_findings
     import eps_range
     import reproduce
     import search
     import svm_search
     return {"reproduce": reproduce.render, "distortions": reproduce.render, "training_size": reproduce.render,
             "ablations": ablations.render, "search": search.render, "eps_range": eps_range.render,
-            "compare": compare.render, "svm_search": svm_search.render}
+            "compare": compare.render, "svm_search": svm_search.render,
+            "compare_findings": compare_findings.render}
 
 
 def _split(content, name):

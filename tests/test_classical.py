@@ -155,15 +155,18 @@ def test_svm_pair_expansions_reproduce_libsvm(small_svm):
     assert torch.equal(model.scores(x[:20]).argmax(1), torch.from_numpy(model.svc.predict(px)))
 
 
-def test_reduced_set_reproduces_a_kernel_expansion():
-    # a degree-2 kernel on 3 dimensions has a 6-dimensional feature space: 6 vectors span any expansion
+@pytest.mark.parametrize("coef0, size", [(0.0, 6), (1.0, 10)])
+def test_reduced_set_reproduces_a_kernel_expansion(coef0, size):
+    # a degree-2 kernel on 3 dimensions has a feature space of 6 dimensions (homogeneous) or 10 (with
+    # coef0 = 1: also the 3 linear terms and a constant): that many vectors span any expansion
     g = torch.Generator().manual_seed(0)
-    vectors = torch.rand(12, 3, generator=g, dtype=torch.float64).numpy()
-    coef = torch.randn(12, generator=g, dtype=torch.float64).numpy()
-    z, beta = svm.reduce_pair(vectors, coef, 1.0, 2, size=6)
-    probe = torch.rand(20, 3, generator=g, dtype=torch.float64).numpy()
-    full = (probe @ vectors.T) ** 2 @ coef
-    np.testing.assert_allclose((probe @ z.T) ** 2 @ beta, full, rtol=1e-6, atol=1e-6 * np.abs(full).max())
+    vectors = torch.rand(12, 3, generator=g, dtype=torch.float64)
+    coef = torch.randn(12, generator=g, dtype=torch.float64)
+    z, beta = svm.reduce_pair(vectors.numpy(), coef.numpy(), 1.0, 2, size=size, coef0=coef0)
+    probe = torch.rand(20, 3, generator=g, dtype=torch.float64)
+    full = svm.kernel(probe, vectors, 1.0, 2, coef0) @ coef
+    reduced = svm.kernel(probe, torch.from_numpy(z), 1.0, 2, coef0) @ torch.from_numpy(beta)
+    np.testing.assert_allclose(reduced, full, rtol=1e-6, atol=1e-6 * full.abs().max())
 
 
 def test_distorted_copies_are_uint8_digits():
@@ -186,8 +189,38 @@ def test_make_compare_rejects_an_unknown_method_before_any_work():
 
 def test_virtual_svm_first_stage_is_computed_once_and_shared(tmp_path):
     x, y = blobs(120, 28)
-    first = svm.first_stage_support(x, y, 2, 10.0, tmp_path)
+    first = svm.first_stage_support(x, y, 2, 10.0, cache_dir=tmp_path)
     assert np.array_equal(first, svm.SVM(x, y, degree=2, c=10.0).support())
     (cached,) = tmp_path.glob("support-*.npy")
     np.save(cached, first[:3])  # a second call reads the file instead of training
-    assert np.array_equal(svm.first_stage_support(x, y, 2, 10.0, tmp_path), first[:3])
+    assert np.array_equal(svm.first_stage_support(x, y, 2, 10.0, cache_dir=tmp_path), first[:3])
+
+
+# ---- the findings' changes (experiments/compare_findings.py) -------------------------------------------
+def test_tanh_units_lower_the_squared_error_of_the_least_squares_start():
+    x, y = blobs(200, 28)
+    feats, targets = linear.features(x), linear.one_vs_rest_targets(y)
+    start = linear.least_squares(feats, targets, 1e-3 * len(x) * 255**2)
+    tuned = linear.tanh_units(feats, targets, start, iterations=20)
+    loss = lambda w: ((torch.tanh(feats @ w) - targets) ** 2).mean().item()
+    assert loss(tuned) < loss(start)
+    with pytest.raises(ValueError, match="units must be 'linear' or 'tanh'"):
+        linear.Linear(x, y, units="sigmoid")
+
+
+def test_pca_quadratic_options_change_the_inputs_as_described():
+    z = torch.randn(5, 40, dtype=torch.float64)
+    assert pca_quadratic.quadratic(z).shape == (5, 821)  # the paper's 821 inputs
+    full = pca_quadratic.quadratic(z, linear_terms=True)
+    assert full.shape == (5, 861) and torch.equal(full[:, 820:860], z)
+    x, y = blobs(300, 28)
+    raw = pca_quadratic.PCAQuadratic(x, y, whiten=False)
+    assert torch.allclose((raw.basis.T @ raw.basis), torch.eye(40, dtype=torch.float64), atol=1e-8)  # orthonormal
+
+
+def test_a_row_can_be_changed_by_version_train_size_and_options():
+    x, y = blobs(60, 16)
+    model = classical.fit("knn", x, y, version="16x16", k=1)
+    assert model.k == 1 and torch.equal(classical.scores("knn", model, x, "16x16").argmax(1), y)
+    with pytest.raises(ValueError, match=r"regular version has uint8 images of shape \(N, 28, 28\)"):
+        classical.fit("knn", x, y)  # 16x16 images for a row on the regular set, without the change

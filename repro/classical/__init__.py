@@ -61,17 +61,18 @@ def check_labels(labels, n):
         raise ValueError(f"labels must be classes 0..9, got {labels.min().item()}..{labels.max().item()}")
 
 
-def fit(name, train_x, train_y, seed=0, cache_dir=None):
+def fit(name, train_x, train_y, seed=0, cache_dir=None, version=None, **options):
     """The method `name` trained on images of its version (checked first, with one clear error);
-    `cache_dir`: where a method that shares work between seeds keeps it."""
+    `cache_dir`: where a method that shares work between seeds keeps it. `version` and `options`
+    override the row's (the findings of results/compare_findings/ change one thing each)."""
     method = get(name)
-    check(train_x, method.version)
+    check(train_x, version or method.version)
     check_labels(train_y, len(train_x))
     shared = dict(cache_dir=cache_dir) if method.shares_work else {}
-    return method.cls(train_x, train_y, seed, **method.options, **shared)
+    return method.cls(train_x, train_y, seed, **{**method.options, **options}, **shared)
 
 
-def scores(name, model, images):
+def scores(name, model, images, version=None):
     """model.scores(images) after checking that the images are of the method's version."""
-    check(images, get(name).version)
+    check(images, version or get(name).version)
     return model.scores(images)

@@ -12,26 +12,30 @@ from .linear import RIDGE, least_squares, one_vs_rest_targets
 COMPONENTS = 40
 
 
-def quadratic(z):
-    """All products z_i z_j, i <= j, and a bias of 1: (N, d (d + 1) / 2 + 1)."""
+def quadratic(z, linear_terms=False):
+    """All products z_i z_j, i <= j, and a bias of 1: (N, d (d + 1) / 2 + 1); with linear_terms
+    also the d projections themselves (the full quadratic, a finding only)."""
     i, j = torch.triu_indices(z.shape[1], z.shape[1])
-    return torch.cat([z[:, i] * z[:, j], torch.ones(len(z), 1, dtype=z.dtype)], 1)
+    return torch.cat([z[:, i] * z[:, j]] + ([z] if linear_terms else []) + [torch.ones(len(z), 1, dtype=z.dtype)], 1)
 
 
 class PCAQuadratic:
-    def __init__(self, train_x, train_y, seed=None, components=COMPONENTS):
+    """whiten=False and linear_terms=True are findings only (results/compare_findings/)."""
+
+    def __init__(self, train_x, train_y, seed=None, components=COMPONENTS, whiten=True, linear_terms=False):
         x = pixels(train_x)
         self.mean = x.mean(0)
         centred = x - self.mean
         values, vectors = torch.linalg.eigh(centred.T @ centred / len(x))  # ascending
         top = vectors[:, -components:].flip(1)
         top = top * torch.sign(top[top.abs().argmax(0), torch.arange(components)])  # a fixed sign per axis
-        self.basis = top / values[-components:].flip(0).clamp_min(1e-12).sqrt()
-        self.weights = least_squares(quadratic(centred @ self.basis), one_vs_rest_targets(train_y),
+        self.basis = top / values[-components:].flip(0).clamp_min(1e-12).sqrt() if whiten else top
+        self.linear_terms = linear_terms
+        self.weights = least_squares(quadratic(centred @ self.basis, linear_terms), one_vs_rest_targets(train_y),
                                      RIDGE * len(x))
 
     def scores(self, images):
-        return quadratic((pixels(images) - self.mean) @ self.basis) @ self.weights
+        return quadratic((pixels(images) - self.mean) @ self.basis, self.linear_terms) @ self.weights
 
     def parameters(self):
         return self.mean.numel() + self.basis.numel() + self.weights.numel()

@@ -71,40 +71,42 @@ class SVM:
 
 
 # ---- reduced set (Burges 1996) ---------------------------------------------------------------------
-def kernel(a, b, gamma, degree):
-    return (gamma * a @ b.T) ** degree
+def kernel(a, b, gamma, degree, coef0=0.0):
+    return (gamma * a @ b.T + coef0) ** degree
 
 
-def reduce_pair(vectors, coef, gamma, degree, size, iterations=40):
+def reduce_pair(vectors, coef, gamma, degree, size, iterations=40, coef0=0.0):
     """Vectors z and weights beta with sum_j beta_j Phi(z_j) close to sum_i coef_i Phi(x_i) in the
     kernel's feature space. Greedy: each z maximises (Psi_res . Phi(z))^2 / K(z, z) (L-BFGS from the
     support vector that scores best), then all weights are refitted by least squares in feature space."""
     x = torch.from_numpy(vectors)
     a = torch.from_numpy(coef)
     zs, beta = [], torch.zeros(0, dtype=torch.float64)
-    kxx = kernel(x, x, gamma, degree)  # once: every start below scores all support vectors
+    def k(u, v):
+        return kernel(u, v, gamma, degree, coef0)
+    kxx = k(x, x)  # once: every start below scores all support vectors
 
     def projection(z):  # Psi_res . Phi(z) for z (m, d)
-        out = kernel(z, x, gamma, degree) @ a
+        out = k(z, x) @ a
         if zs:
-            out = out - kernel(z, torch.stack(zs), gamma, degree) @ beta
+            out = out - k(z, torch.stack(zs)) @ beta
         return out
 
     for _ in range(size):
-        at_x = kxx @ a - (kernel(x, torch.stack(zs), gamma, degree) @ beta if zs else 0)
+        at_x = kxx @ a - (k(x, torch.stack(zs)) @ beta if zs else 0)
         start = (at_x ** 2 / kxx.diagonal()).argmax()
         z = x[start].clone().requires_grad_(True)
         opt = torch.optim.LBFGS([z], max_iter=iterations, line_search_fn="strong_wolfe")
 
         def closure():
             opt.zero_grad()
-            loss = -projection(z[None])[0] ** 2 / (gamma * z @ z) ** degree
+            loss = -projection(z[None])[0] ** 2 / k(z[None], z[None])[0, 0]
             loss.backward()
             return loss
         opt.step(closure)
         zs.append(z.detach())
         zm = torch.stack(zs)
-        beta = torch.linalg.solve(kernel(zm, zm, gamma, degree), kernel(zm, x, gamma, degree) @ a)
+        beta = torch.linalg.solve(k(zm, zm), k(zm, x) @ a)
     return torch.stack(zs).numpy(), beta.numpy()
 
 
@@ -112,17 +114,19 @@ class ReducedSetSVM:
     """An SVM of degree `degree` whose 45 decision functions are each replaced by `per_pair` reduced
     set vectors (A23): 45 x per_pair vectors in all, against the SVM's thousands of support vectors."""
 
-    def __init__(self, train_x, train_y, seed=0, degree=5, per_pair=18, c=None):
-        self.svm = SVM(train_x, train_y, seed, degree, c)
+    def __init__(self, train_x, train_y, seed=0, degree=5, per_pair=18, c=None, coef0=0.0):
+        self.svm = SVM(train_x, train_y, seed, degree, c, coef0)
+        self.coef0 = coef0
         self.expansions = []
         for p in range(len(PAIRS)):
             vectors, coef, bias = self.svm.pair_expansion(p)
-            z, beta = reduce_pair(vectors, coef, self.svm.gamma, degree, per_pair)
+            z, beta = reduce_pair(vectors, coef, self.svm.gamma, degree, per_pair, coef0=coef0)
             self.expansions.append((z, beta, bias))
 
     def scores(self, images):
         x = versions.pixels(images)
-        decisions = torch.stack([kernel(x, torch.from_numpy(z), self.svm.gamma, self.svm.degree) @ torch.from_numpy(beta) + b
+        decisions = torch.stack([kernel(x, torch.from_numpy(z), self.svm.gamma, self.svm.degree, self.coef0)
+                                 @ torch.from_numpy(beta) + b
                                  for z, beta, b in self.expansions], 1)
         return ovo_votes(decisions.numpy())
 
@@ -141,21 +145,21 @@ def distorted_copies(images, copies, generator):
     return grey.round().clamp(0, 255).to(torch.uint8)
 
 
-def first_stage_support(train_x, train_y, degree, c, cache_dir=None):
+def first_stage_support(train_x, train_y, degree, c, coef0=0.0, cache_dir=None):
     """Training-set indices of the support vectors of the SVM that the virtual SVs start from. It
     does not depend on the seed (libsvm is deterministic), so with `cache_dir` it is computed once
     and shared by the seeds' processes (a file lock makes the others wait for it)."""
     if cache_dir is None:
-        return SVM(train_x, train_y, 0, degree, c).support()
+        return SVM(train_x, train_y, 0, degree, c, coef0).support()
     import fcntl
     from pathlib import Path
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"support-poly{degree}-C{c:g}-n{len(train_x)}.npy"
+    path = cache_dir / f"support-poly{degree}-coef0_{coef0:g}-C{c:g}-n{len(train_x)}.npy"
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.exists():
-            np.save(path.with_suffix(".tmp.npy"), SVM(train_x, train_y, 0, degree, c).support())
+            np.save(path.with_suffix(".tmp.npy"), SVM(train_x, train_y, 0, degree, c, coef0).support())
             path.with_suffix(".tmp.npy").replace(path)
         return np.load(path)
 
@@ -164,13 +168,13 @@ class VirtualSVM:
     """Train an SVM, keep its support vectors, add `copies` distorted copies of each (the virtual
     support vectors, made with the paper's distortions: the [dist] of the row, A24), train again."""
 
-    def __init__(self, train_x, train_y, seed=0, degree=9, copies=4, c=None, cache_dir=None):
+    def __init__(self, train_x, train_y, seed=0, degree=9, copies=4, c=None, coef0=0.0, cache_dir=None):
         c = c or C[degree]
-        sv = torch.from_numpy(first_stage_support(train_x, train_y, degree, c, cache_dir).astype(np.int64))
+        sv = torch.from_numpy(first_stage_support(train_x, train_y, degree, c, coef0, cache_dir).astype(np.int64))
         generator = torch.Generator().manual_seed(seed)
         x = torch.cat([train_x[sv], distorted_copies(train_x[sv], copies, generator)])
         y = train_y[sv].repeat(copies + 1)
-        self.svm = SVM(x, y, seed, degree, c)
+        self.svm = SVM(x, y, seed, degree, c, coef0)
         self.first_support = len(sv)
 
     def scores(self, images):
