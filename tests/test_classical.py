@@ -224,3 +224,24 @@ def test_a_row_can_be_changed_by_version_train_size_and_options():
     assert model.k == 1 and torch.equal(classical.scores("knn", model, x, "16x16").argmax(1), y)
     with pytest.raises(ValueError, match=r"regular version has uint8 images of shape \(N, 28, 28\)"):
         classical.fit("knn", x, y)  # 16x16 images for a row on the regular set, without the change
+
+
+def test_svm_c_is_what_the_svm_study_chose():
+    """The rows' C per degree is the pre-registered study's choice on the validation split (make svm-search)."""
+    import json
+    from pathlib import Path
+    decision = json.loads((Path(__file__).resolve().parents[1] / "results" / "svm_search" / "decision.json").read_text())
+    assert svm.C == {int(d): c for d, c in decision["chosen_C"].items()}
+
+
+def test_findings_change_rows_that_exist_with_options_their_methods_take():
+    import inspect
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import compare_findings
+    for label, row, _, _, change in compare_findings.findings():
+        method = classical.get(row)
+        options = set(change) - {"version", "train_size"}
+        assert options <= set(inspect.signature(method.cls).parameters), label
+        assert change.get("version", method.version) in versions.VERSIONS, label
