@@ -107,6 +107,19 @@ def lenet_rows():
     return rows
 
 
+def agreement(m):
+    """One sentence: which rows are within the paper's stated uncertainty, and which miss it which way."""
+    diff = (m.groupby("method").test_error.mean() - m.groupby("method").paper_error.first()).round(6)
+    ordered = [n for n in paper.FIG9_ERROR if n in diff.index]
+    tol = paper.ERROR_UNCERTAINTY
+    within = [n for n in ordered if abs(diff[n]) <= tol]
+    worse = [f"{n} ({100 * diff[n]:+.2f})" for n in ordered if diff[n] > tol]
+    better = [f"{n} ({100 * diff[n]:+.2f})" for n in ordered if diff[n] < -tol]
+    names = lambda xs: ", ".join(xs) or "none"
+    return (f"Within the paper's {100 * tol:.1f} point: {len(within)} of {len(ordered)} rows ({names(within)}). "
+            f"Worse by more: {names(worse)}. Better by more: {names(better)}.")
+
+
 def render(results_dir):
     """table.md and README's comparison block, from metrics.csv and invocation.json only."""
     from repro.classical import METHODS
@@ -128,7 +141,7 @@ def render(results_dir):
         time_cell = "–" if math.isnan(minutes) else f"{minutes:.1f} min"
         lines.append(f"| {name} | {what} | {g.version.iloc[0]} | {len(g)} | {g.test_error.mean():.2%}{sd} | "
                      f"{paper.FIG9_ERROR[name]:.2%} | {100 * (g.test_error.mean() - paper.FIG9_ERROR[name]):+.2f} | {time_cell} |")
-    text = "\n".join(lines) + f"\n\nThis invocation took {wall / 60:.1f} min of wall time (cached runs are read, not recomputed).\n"
+    text = "\n".join(lines) + f"\n\n{agreement(m)}\n\nThis invocation took {wall / 60:.1f} min of wall time (cached runs are read, not recomputed).\n"
     return {"table.md": text,
             BLOCK + "comparison": text.split("\n", 1)[1] + "\n![Fig. 9](results/compare/fig9_comparison.png)\n"}
 

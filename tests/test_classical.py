@@ -240,8 +240,9 @@ def test_findings_change_rows_that_exist_with_options_their_methods_take():
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
     import compare_findings
-    for label, row, _, _, change in compare_findings.findings():
-        method = classical.get(row)
+    for label, row, name, _, _, change in compare_findings.findings():
+        method = classical.get(name)
+        classical.get(row)
         options = set(change) - {"version", "train_size"}
         assert options <= set(inspect.signature(method.cls).parameters), label
         assert change.get("version", method.version) in versions.VERSIONS, label

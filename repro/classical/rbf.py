@@ -18,7 +18,9 @@ UNITS_PER_CLASS = 100
 
 
 class RBFNetwork:
-    def __init__(self, train_x, train_y, seed=0, units_per_class=UNITS_PER_CLASS):
+    """ridge and width_scale (a multiplier of every unit's width) are changed by findings only."""
+
+    def __init__(self, train_x, train_y, seed=0, units_per_class=UNITS_PER_CLASS, ridge=RIDGE, width_scale=1.0):
         x = pixels(train_x)
         centres, widths = [], []
         for c in range(10):
@@ -30,8 +32,8 @@ class RBFNetwork:
             count = torch.bincount(assign, minlength=units_per_class).clamp_min(1)
             mean_d2 = torch.zeros(units_per_class, dtype=torch.float64).index_add_(0, assign, d2) / count
             centres.append(centre), widths.append(mean_d2.clamp_min(mean_d2[mean_d2 > 0].min()))
-        self.centres, self.width2 = torch.cat(centres), torch.cat(widths)
-        self.weights = least_squares(self.hidden(x), one_vs_rest_targets(train_y), RIDGE * len(x))
+        self.centres, self.width2 = torch.cat(centres), torch.cat(widths) * width_scale**2
+        self.weights = least_squares(self.hidden(x), one_vs_rest_targets(train_y), ridge * len(x))
 
     def hidden(self, x):
         """The 1,000 Gaussian units' outputs and a bias of 1."""

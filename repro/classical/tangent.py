@@ -30,10 +30,10 @@ def blur(x, sigma=SMOOTHING):
     return F.conv2d(x, g.view(1, 1, 5, 1), padding=(2, 0)).squeeze(1)
 
 
-def tangent_vectors(images):
+def tangent_vectors(images, sigma=SMOOTHING):
     """uint8 (N, S, S) -> float64 (N, 7, S*S), in TANGENTS' order, for pixels scaled to [0, 1]."""
     n, s = len(images), images.shape[-1]
-    p = blur(pixels(images).view(n, s, s))
+    p = blur(pixels(images).view(n, s, s), sigma)
     gy, gx = torch.gradient(p, dim=(1, 2))
     c = torch.arange(s, dtype=torch.float64) - (s - 1) / 2
     y, x = c.view(1, s, 1), c.view(1, 1, s)
@@ -58,15 +58,15 @@ def tangent_distances(x, tx, refs, trefs, spring=SPRING):
 class TangentDistance:
     """1-nearest neighbour by tangent distance among the Euclidean prefilter's candidates."""
 
-    def __init__(self, train_x, train_y, seed=None, candidates=CANDIDATES):
-        self.train_x, self.train_y, self.candidates = train_x, train_y, candidates
-        self.train_t = tangent_vectors(train_x)
+    def __init__(self, train_x, train_y, seed=None, candidates=CANDIDATES, smoothing=SMOOTHING):
+        self.train_x, self.train_y, self.candidates, self.smoothing = train_x, train_y, candidates, smoothing
+        self.train_t = tangent_vectors(train_x, smoothing)
         self.train_p = pixels(train_x)
 
     def scores(self, images):
         """Minus the smallest tangent distance to each class among the candidates (-inf: none)."""
         idx = neighbours(images, self.train_x, self.candidates)
-        tt, tp = tangent_vectors(images), pixels(images)
+        tt, tp = tangent_vectors(images, self.smoothing), pixels(images)
         out = torch.full((len(images), 10), -float("inf"), dtype=torch.float64)
         for i in range(len(images)):
             d = tangent_distances(tp[i], tt[i], self.train_p[idx[i]], self.train_t[idx[i]])
