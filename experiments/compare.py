@@ -13,17 +13,20 @@ results/reproduce/ and results/distortions/, not trained again. Writes results/c
   runs/                each run's meta.json (seed, versions, git commit, machine)
 
 Every method and seed is one job; jobs run one process per core, the longest first (but the seeds
-that wait for their first seed's shared work last), with a progress line each. A finished job keeps its test scores and result in runs/compare/<method>/seed<N>/ and is
-read, not recomputed, by the next invocation. Randomised methods (K-means, the distortions of the
-virtual support vectors) run SEEDS; the others are deterministic and run seed 0. Only the full
-default run writes results/ and README.md, and only from committed code; --methods or --scratch
-write scratch/results/compare/.
+that wait for their first seed's shared work last), with a progress line each. A finished job
+keeps its test scores and result in runs/compare/<method>/seed<N>/ and is read, not recomputed, by
+the next invocation if the same code made it (its meta.json holds the hashes of repro/ and
+repro/classical/; a run that other code made stops the invocation with a message naming it).
+Randomised methods (K-means, the distortions of the virtual support vectors) run SEEDS; the others
+are deterministic and run seed 0. Only the full default run writes results/ and README.md, and
+only from committed code; --methods or --scratch write scratch/results/compare/.
 """
 import argparse
 import json
 import math
 import multiprocessing as mp
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -52,7 +55,8 @@ def run_dir(runs, name, seed):
 
 
 def run_one(job):
-    """Train and score one method for one seed in this process; write its scores and result.json.
+    """Train and score one method for one seed in this process; write its scores and result.json;
+    return the name of its run directory (the method, or a finding's label), the seed and the seconds.
     A job's optional fourth element changes the row (compare_findings.py): `version`, `train_size`
     (the first that many training images) and the method's options."""
     name, seed, where, change = (*job, {})[:4]
@@ -62,7 +66,7 @@ def run_one(job):
     torch.set_num_threads(1)
     where = Path(where)
     if (where / "result.json").exists():
-        return name, seed, None
+        return where.parent.name, seed, None
     change = dict(change)
     version, size = change.pop("version", None) or classical.get(name).version, change.pop("train_size", None)
     data = versions.load(version)
@@ -79,13 +83,32 @@ def run_one(job):
                   score_seconds=round(score_seconds, 2), parameters=int(model.parameters()))
     where.mkdir(parents=True, exist_ok=True)
     np.save(where / "scores.npy", s.numpy())
-    (where / "meta.json").write_text(json.dumps(dict(result, **provenance("cpu")), indent=1))
+    (where / "meta.json").write_text(json.dumps(dict(result, **provenance("cpu"), **code_hashes()), indent=1))
     (where / "result.json.tmp").write_text(json.dumps(result))
     os.replace(where / "result.json.tmp", where / "result.json")  # last: a result.json means a finished job
-    return name, seed, fit_seconds + score_seconds
+    return where.parent.name, seed, fit_seconds + score_seconds
+
+
+def code_hashes():
+    """The hashes of the code a classical run depends on: the library and its classical package."""
+    from repro.provenance import LIBRARY, library_sha256
+    return dict(library_sha256=library_sha256(), classical_sha256=library_sha256(LIBRARY / "classical"))
+
+
+def stale(jobs):
+    """The finished runs among `jobs` that other code made (their meta.json's hashes differ, or lack
+    the classical one): the cache would otherwise pass them off as this code's."""
+    now = code_hashes()
+    return [where for _, _, where, *_ in jobs if (Path(where) / "result.json").exists()
+            and any(json.loads((Path(where) / "meta.json").read_text()).get(k) != v for k, v in now.items())]
 
 
 def run_all(jobs, workers):
+    """Run the jobs not yet finished, one process per core; stop first, with one message, if a
+    finished one was made by other code."""
+    if old := stale(jobs):
+        sys.exit(f"{len(old)} finished run(s) in the cache were made by other code than this checkout's: "
+                 f"{', '.join(old)}. Delete them to recompute them with this code.")
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     done = 0
     with mp.get_context("spawn").Pool(workers) as pool:

@@ -246,3 +246,21 @@ def test_findings_change_rows_that_exist_with_options_their_methods_take():
         options = set(change) - {"version", "train_size"}
         assert options <= set(inspect.signature(method.cls).parameters), label
         assert change.get("version", method.version) in versions.VERSIONS, label
+
+
+def test_make_compare_refuses_a_cached_run_that_other_code_made(tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import compare
+    now = compare.code_hashes()
+    for name, hashes in (("current", now), ("old", dict(now, classical_sha256="0" * 64)), ("unfinished", None)):
+        (tmp_path / name).mkdir()
+        if hashes:
+            (tmp_path / name / "result.json").write_text("{}")
+            (tmp_path / name / "meta.json").write_text(json.dumps(hashes))
+    jobs = [("knn", 0, str(tmp_path / name)) for name in ("current", "old", "unfinished")]
+    assert compare.stale(jobs) == [str(tmp_path / "old")]
+    with pytest.raises(SystemExit, match="1 finished run.* made by other code"):
+        compare.run_all(jobs, 1)
