@@ -62,7 +62,6 @@ def run_one(job):
     name, seed, where, change = (*job, {})[:4]
     import torch
     from repro import classical, versions
-    from repro.provenance import provenance
     torch.set_num_threads(1)
     where = Path(where)
     if (where / "result.json").exists():
@@ -83,10 +82,19 @@ def run_one(job):
                   score_seconds=round(score_seconds, 2), parameters=int(model.parameters()))
     where.mkdir(parents=True, exist_ok=True)
     np.save(where / "scores.npy", s.numpy())
+    save_result(where, result)
+    return where.parent.name, seed, fit_seconds + score_seconds
+
+
+def save_result(where, result):
+    """A finished job's meta.json (its result, provenance and code hashes) and then result.json,
+    atomically: a result.json means a finished job."""
+    from repro.provenance import provenance
+    where = Path(where)
+    where.mkdir(parents=True, exist_ok=True)
     (where / "meta.json").write_text(json.dumps(dict(result, **provenance("cpu"), **code_hashes()), indent=1))
     (where / "result.json.tmp").write_text(json.dumps(result))
-    os.replace(where / "result.json.tmp", where / "result.json")  # last: a result.json means a finished job
-    return where.parent.name, seed, fit_seconds + score_seconds
+    os.replace(where / "result.json.tmp", where / "result.json")
 
 
 def code_hashes():
@@ -103,16 +111,17 @@ def stale(jobs):
             and any(json.loads((Path(where) / "meta.json").read_text()).get(k) != v for k, v in now.items())]
 
 
-def run_all(jobs, workers):
-    """Run the jobs not yet finished, one process per core; stop first, with one message, if a
-    finished one was made by other code."""
+def run_all(jobs, workers, run=run_one):
+    """`run` over the jobs, (label, seed, run directory, ...) each, one process per core, a progress
+    line per job; `run` returns (label, seed, seconds, or None for a job read from the cache). Stops
+    first, with one message, if a finished job was made by other code."""
     if old := stale(jobs):
         sys.exit(f"{len(old)} finished run(s) in the cache were made by other code than this checkout's: "
                  f"{', '.join(old)}. Delete them to recompute them with this code.")
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     done = 0
     with mp.get_context("spawn").Pool(workers) as pool:
-        for name, seed, secs in pool.imap_unordered(run_one, jobs):
+        for name, seed, secs in pool.imap_unordered(run, jobs):
             done += 1
             state = "cached" if secs is None else f"{secs / 60:.1f} min"
             print(f"[{done}/{len(jobs)}] {name} seed {seed}: {state}", flush=True)

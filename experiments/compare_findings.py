@@ -15,21 +15,23 @@ default run writes results/, and only from committed code.
 """
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import pandas as pd
 
+import svm_search
 from compare import run_all
 from readme import BLOCK, write, write_invocation
 from runner import ROOT, add_scratch_arg, at_least_one, confirm_outputs, keep_provenance, output_dirs
 from repro import paper
+from repro.classical.svm import C
 
 
 def inhomogeneous_c():
+    """The SVM study's rule applied to its coef0 = 1 rows (measured at one degree only)."""
     m = pd.read_csv(ROOT / "results" / "svm_search" / "metrics.csv")
-    return float(m[m.coef0 == 1].sort_values(["val_misses", "C"]).C.iloc[0])
+    return svm_search.decide(m, coef0=1.0)[svm_search.INHOMOGENEOUS]
 
 
 def findings():
@@ -42,7 +44,7 @@ def findings():
          dict(coef0=1.0, c=c)),
         ("rs-svm-poly5_coef0", "rs-svm-poly5", "rs-svm-poly5", "kernel", svm.format(5), dict(coef0=1.0, c=c)),
         ("rs-svm-poly5_unreduced", "rs-svm-poly5", "svm-poly4", "reduction",
-         "no reduction: the degree-5 SVM (C = 100) that the reduced set approximates", dict(degree=5, c=100.0)),
+         f"no reduction: the degree-5 SVM (C = {C[5]:g}) that the reduced set approximates", dict(degree=5)),
         ("rs-svm-poly5_60", "rs-svm-poly5", "rs-svm-poly5", "reduction", "60 reduced-set vectors per pair (2,700 in all)",
          dict(per_pair=60)),
         ("rs-svm-poly5_coef0_unreduced", "rs-svm-poly5", "svm-poly4", "kernel and reduction",

@@ -16,13 +16,13 @@ default run writes results/, and only from committed code.
 """
 import argparse
 import json
-import multiprocessing as mp
 import os
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from compare import run_all, save_result
 from readme import write, write_invocation
 from runner import add_scratch_arg, at_least_one, confirm_outputs, keep_provenance, output_dirs
 
@@ -44,34 +44,31 @@ def label(degree, coef0, c):
 
 
 def run_one(job):
-    (degree, coef0, c), where = job
+    """One candidate, (label, seed, run directory, (degree, coef0, C)), trained on the first 50,000
+    training images and counted on the last 10,000; for compare.run_all."""
+    name, seed, where, (degree, coef0, c) = job
     import torch
     from repro import data, versions
     from repro.classical.svm import SVM
-    from repro.provenance import provenance
     torch.set_num_threads(1)
-    where = Path(where)
-    if (where / "result.json").exists():
-        return label(degree, coef0, c), None
+    if (Path(where) / "result.json").exists():
+        return name, seed, None
     split = data.validation_split(versions.load("regular"))
     t0 = time.perf_counter()
-    model = SVM(split["train_x"], split["train_y"], 0, degree, c, coef0)
+    model = SVM(split["train_x"], split["train_y"], seed, degree, c, coef0)
     fit_seconds = time.perf_counter() - t0
     misses = int((model.scores(split["test_x"]).argmax(1) != split["test_y"]).sum())
-    result = dict(degree=degree, coef0=coef0, C=c, val_misses=misses, val_error=misses / len(split["test_y"]),
-                  support_vectors=int(len(model.support())), fit_seconds=round(fit_seconds, 1),
-                  score_seconds=round(time.perf_counter() - t0 - fit_seconds, 1))
-    where.mkdir(parents=True, exist_ok=True)
-    (where / "meta.json").write_text(json.dumps(dict(result, **provenance("cpu")), indent=1))
-    (where / "result.json.tmp").write_text(json.dumps(result))
-    os.replace(where / "result.json.tmp", where / "result.json")
-    return label(degree, coef0, c), fit_seconds
+    save_result(where, dict(degree=degree, coef0=coef0, C=c, val_misses=misses, val_error=misses / len(split["test_y"]),
+                            support_vectors=int(len(model.support())), fit_seconds=round(fit_seconds, 1),
+                            score_seconds=round(time.perf_counter() - t0 - fit_seconds, 1)))
+    return name, seed, fit_seconds
 
 
-def decide(metrics):
-    """{degree: C} by RULE, from metrics.csv's rows."""
-    homogeneous = metrics[metrics.coef0 == 0]
-    return {int(d): float(g.sort_values(["val_misses", "C"]).C.iloc[0]) for d, g in homogeneous.groupby("degree")}
+def decide(metrics, coef0=0.0):
+    """{degree: C} by RULE, from metrics.csv's rows of the kernel with this coef0 (0: the choice;
+    1: the C that compare_findings.py gives the inhomogeneous kernel)."""
+    rows = metrics[metrics.coef0 == coef0]
+    return {int(d): float(g.sort_values(["val_misses", "C"]).C.iloc[0]) for d, g in rows.groupby("degree")}
 
 
 def render(results_dir):
@@ -101,17 +98,15 @@ def main():
     confirm_outputs("make svm-search", args.scratch, out, runs)
     from repro import data
     data.ensure_mnist()
-    jobs = [(t, str(runs / label(*t))) for t in candidates()]
+    jobs = [(label(*t), 0, str(runs / label(*t)), t) for t in candidates()]
     t0 = time.time()
-    with mp.get_context("spawn").Pool(max(1, min(args.workers, len(jobs)))) as pool:
-        for i, (name, secs) in enumerate(pool.imap_unordered(run_one, jobs), 1):
-            print(f"[{i}/{len(jobs)}] {name}: {'cached' if secs is None else f'{secs / 60:.1f} min'}", flush=True)
-    m = pd.DataFrame([json.loads((Path(w) / "result.json").read_text()) for _, w in jobs])
+    run_all(jobs, args.workers, run_one)
+    m = pd.DataFrame([json.loads((Path(w) / "result.json").read_text()) for _, _, w, _ in jobs])
     m = m.sort_values(["coef0", "degree", "C"])
     out.mkdir(parents=True, exist_ok=True)
     m.to_csv(out / "metrics.csv", index=False)
     (out / "decision.json").write_text(json.dumps(dict(rule=RULE, chosen_C=decide(m)), indent=1) + "\n")
-    for _, where in jobs:
+    for _, _, where, _ in jobs:
         keep_provenance(where, out / "runs" / Path(where).name)
     write_invocation(out, time.time() - t0)
     texts = render(out)

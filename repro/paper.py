@@ -60,7 +60,7 @@ TRAIN_ERROR = 0.0035
 ERROR_UNCERTAINTY = 0.001
 
 # Fig. 9: test error (fraction) of every classifier compared in Sec. III-C, by our row names; the
-# input version each used (Sec. III-A, repro/versions.py) is in repro/classical.py's METHODS and,
+# input version each used (Sec. III-A, repro/versions.py) is in repro/classical/'s METHODS and,
 # for the networks, in their configs. ../shared/paper_facts_comparison.md lists them with the text.
 FIG9_ERROR = {
     "linear": 0.120, "linear-deslant": 0.084, "pairwise": 0.076,

@@ -18,9 +18,16 @@ VERSIONS = {"regular": 28, "deslant": 20, "16x16": 16}  # version -> side of its
 BOX = slice(4, 24)  # MNIST's 20x20 box: the digits are centred by their mass at (14, 14) of 28x28
 
 
+def side_of(version):
+    """The side of a version's images, with one clear error for an unknown version."""
+    if version not in VERSIONS:
+        raise ValueError(f"unknown data version {version!r}; versions: {', '.join(VERSIONS)}")
+    return VERSIONS[version]
+
+
 def check(images, version="regular"):
     """One clear error unless `images` are the version's: uint8 (N, side, side)."""
-    side = VERSIONS[version]
+    side = side_of(version)
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 \
             or images.ndim != 3 or tuple(images.shape[1:]) != (side, side):
         desc = (f"{images.dtype} tensor of shape {tuple(images.shape)}"
@@ -33,17 +40,23 @@ def pixels(images: torch.Tensor) -> torch.Tensor:
     return images.reshape(len(images), -1).to(torch.float64) / 255
 
 
-def slant(images: torch.Tensor) -> torch.Tensor:
-    """mu11 / mu02 of each image's ink (grey levels as mass, y downwards): the horizontal shift per
-    row that the principal axis makes. float64 (N,). An empty image has slant 0."""
-    x = images.to(torch.float64)
+def centre_of_mass(x: torch.Tensor):
+    """(ybar, xbar) of float64 images (N, H, W), grey levels as mass: float64 (N, 1, 1) each."""
     n, h, w = x.shape
     ys = torch.arange(h, dtype=torch.float64).view(1, h, 1)
     xs = torch.arange(w, dtype=torch.float64).view(1, 1, w)
     mass = x.sum((1, 2)).clamp_min(1e-12)
-    ybar = (x * ys).sum((1, 2)) / mass
-    xbar = (x * xs).sum((1, 2)) / mass
-    dy, dx = ys - ybar.view(n, 1, 1), xs - xbar.view(n, 1, 1)
+    return (x * ys).sum((1, 2)).div(mass).view(n, 1, 1), (x * xs).sum((1, 2)).div(mass).view(n, 1, 1)
+
+
+def slant(images: torch.Tensor) -> torch.Tensor:
+    """mu11 / mu02 of each image's ink (grey levels as mass, y downwards): the horizontal shift per
+    row that the principal axis makes. float64 (N,). An empty image has slant 0."""
+    x = images.to(torch.float64)
+    _, h, w = x.shape
+    ybar, xbar = centre_of_mass(x)
+    dy = torch.arange(h, dtype=torch.float64).view(1, h, 1) - ybar
+    dx = torch.arange(w, dtype=torch.float64).view(1, 1, w) - xbar
     mu11 = (x * dx * dy).sum((1, 2))
     mu02 = (x * dy * dy).sum((1, 2))
     return torch.where(mu02 > 0, mu11 / mu02.clamp_min(1e-12), torch.zeros_like(mu02))
@@ -55,8 +68,7 @@ def shear(images: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     x = images.to(torch.float64)
     n, h, w = x.shape
     ys = torch.arange(h, dtype=torch.float64).view(1, h, 1)
-    mass = x.sum((1, 2)).clamp_min(1e-12)
-    ybar = (x * ys).sum((1, 2)).div(mass).view(n, 1, 1)
+    ybar, _ = centre_of_mass(x)
     source = torch.arange(w, dtype=torch.float64).view(1, 1, w) + s.view(n, 1, 1) * (ys - ybar)  # x' -> x
     left = source.floor()
     frac = source - left
@@ -85,8 +97,7 @@ def reduce16(images: torch.Tensor) -> torch.Tensor:
 
 def make(version: str, images: torch.Tensor) -> torch.Tensor:
     """The images in one of VERSIONS."""
-    if version not in VERSIONS:
-        raise ValueError(f"unknown data version {version!r}; versions: {', '.join(VERSIONS)}")
+    side_of(version)
     if version == "regular":
         check(images)
         return images
@@ -96,8 +107,7 @@ def make(version: str, images: torch.Tensor) -> torch.Tensor:
 def load(version: str, root=None) -> dict[str, torch.Tensor]:
     """train_x, train_y, test_x, test_y of a version: uint8 images (N, side, side), int64 labels."""
     from .data import load_split
-    if version not in VERSIONS:
-        raise ValueError(f"unknown data version {version!r}; versions: {', '.join(VERSIONS)}")
+    side_of(version)  # an unknown version fails before any file is read
     out = {}
     for split in ("train", "test"):
         images, labels = load_split(split, root)

@@ -1,5 +1,7 @@
 """The data versions (repro/versions.py) and the classical classifiers of Fig. 9 (repro/classical/),
 each on a small problem whose answer is known."""
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -172,7 +174,7 @@ def small_svm():
 def test_svm_pair_expansions_reproduce_libsvm(small_svm):
     model, x = small_svm
     px = svm.pixels(x[:20])
-    ours = np.stack([svm.kernel(torch.from_numpy(px), torch.from_numpy(v), model.gamma, 2).numpy() @ c + b
+    ours = np.stack([model.kernel(torch.from_numpy(px), torch.from_numpy(v)).numpy() @ c + b
                      for v, c, b in (model.pair_expansion(p) for p in range(45))], 1)
     np.testing.assert_allclose(ours, model.svc.decision_function(px), rtol=1e-9, atol=1e-9)
     assert torch.equal(model.scores(x[:20]).argmax(1), torch.from_numpy(model.svc.predict(px)))
@@ -185,10 +187,11 @@ def test_reduced_set_reproduces_a_kernel_expansion(coef0, size):
     g = torch.Generator().manual_seed(0)
     vectors = torch.rand(12, 3, generator=g, dtype=torch.float64)
     coef = torch.randn(12, generator=g, dtype=torch.float64)
-    z, beta = svm.reduce_pair(vectors.numpy(), coef.numpy(), 1.0, 2, size=size, coef0=coef0)
+    k = functools.partial(svm.kernel, gamma=1.0, degree=2, coef0=coef0)
+    z, beta = svm.reduce_pair(vectors.numpy(), coef.numpy(), k, size=size)
     probe = torch.rand(20, 3, generator=g, dtype=torch.float64)
-    full = svm.kernel(probe, vectors, 1.0, 2, coef0) @ coef
-    reduced = svm.kernel(probe, torch.from_numpy(z), 1.0, 2, coef0) @ torch.from_numpy(beta)
+    full = k(probe, vectors) @ coef
+    reduced = k(probe, torch.from_numpy(z)) @ torch.from_numpy(beta)
     np.testing.assert_allclose(reduced, full, rtol=1e-6, atol=1e-6 * full.abs().max())
 
 

@@ -1,7 +1,7 @@
 """Linear classifiers (Sec. III-C.1): one weighted sum per class, and the pairwise net of 45 units.
 
 Both are trained by solving a linear system, one of the trainings the paper says "gave similar
-results" (PAPER_NOTES, A16): least squares on +-1 targets with a small ridge, a bias input of 1.
+results" (PAPER_NOTES, A16): least squares on +-1 targets with a small ridge, and a constant bias input.
 Pixels are kept as their integers 0..255 (the bias input is 255, the same scale): every product and
 sum of the Gram matrix and of x^T targets is then an integer below 2^53, exact in float64 in any
 order, so the only CPU-dependent roundings are those of the solve and of the scores' products.

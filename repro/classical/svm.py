@@ -48,10 +48,13 @@ class SVM:
         self.gamma = 1 / float((x * x).sum(1).mean())
         self.svc = SVC(kernel="poly", degree=degree, gamma=self.gamma, coef0=coef0, C=c or C[degree], cache_size=2000,
                        decision_function_shape="ovo", random_state=seed).fit(x, train_y.numpy())
-        self.degree = degree
 
     def scores(self, images):
         return ovo_votes(self.svc.decision_function(pixels(images)))
+
+    def kernel(self, a, b):
+        """This machine's kernel between the rows of a and b (float64 tensors, pixels in [0, 1])."""
+        return kernel(a, b, self.gamma, self.svc.degree, self.svc.coef0)
 
     def support(self):
         """Indices of the support vectors in the training set."""
@@ -75,15 +78,14 @@ def kernel(a, b, gamma, degree, coef0=0.0):
     return (gamma * a @ b.T + coef0) ** degree
 
 
-def reduce_pair(vectors, coef, gamma, degree, size, iterations=40, coef0=0.0):
+def reduce_pair(vectors, coef, k, size, iterations=40):
     """Vectors z and weights beta with sum_j beta_j Phi(z_j) close to sum_i coef_i Phi(x_i) in the
-    kernel's feature space. Greedy: each z maximises (Psi_res . Phi(z))^2 / K(z, z) (L-BFGS from the
-    support vector that scores best), then all weights are refitted by least squares in feature space."""
+    feature space of the kernel k(u, v). Greedy: each z maximises (Psi_res . Phi(z))^2 / K(z, z)
+    (L-BFGS from the support vector that scores best), then all weights are refitted by least
+    squares in feature space."""
     x = torch.from_numpy(vectors)
     a = torch.from_numpy(coef)
     zs, beta = [], torch.zeros(0, dtype=torch.float64)
-    def k(u, v):
-        return kernel(u, v, gamma, degree, coef0)
     kxx = k(x, x)  # once: every start below scores all support vectors
 
     def projection(z):  # Psi_res . Phi(z) for z (m, d)
@@ -116,17 +118,15 @@ class ReducedSetSVM:
 
     def __init__(self, train_x, train_y, seed=0, degree=5, per_pair=18, c=None, coef0=0.0):
         self.svm = SVM(train_x, train_y, seed, degree, c, coef0)
-        self.coef0 = coef0
         self.expansions = []
         for p in range(len(PAIRS)):
             vectors, coef, bias = self.svm.pair_expansion(p)
-            z, beta = reduce_pair(vectors, coef, self.svm.gamma, degree, per_pair, coef0=coef0)
+            z, beta = reduce_pair(vectors, coef, self.svm.kernel, per_pair)
             self.expansions.append((z, beta, bias))
 
     def scores(self, images):
         x = versions.pixels(images)
-        decisions = torch.stack([kernel(x, torch.from_numpy(z), self.svm.gamma, self.svm.degree, self.coef0)
-                                 @ torch.from_numpy(beta) + b
+        decisions = torch.stack([self.svm.kernel(x, torch.from_numpy(z)) @ torch.from_numpy(beta) + b
                                  for z, beta, b in self.expansions], 1)
         return ovo_votes(decisions.numpy())
 
@@ -175,7 +175,6 @@ class VirtualSVM:
         x = torch.cat([train_x[sv], distorted_copies(train_x[sv], copies, generator)])
         y = train_y[sv].repeat(copies + 1)
         self.svm = SVM(x, y, seed, degree, c, coef0)
-        self.first_support = len(sv)
 
     def scores(self, images):
         return self.svm.scores(images)
