@@ -290,3 +290,53 @@ def test_make_compare_refuses_a_cached_run_that_other_code_made(tmp_path):
     assert compare.stale(jobs) == [str(tmp_path / "old")]
     with pytest.raises(SystemExit, match="1 finished run.* made by other code"):
         compare.run_all(jobs, 1)
+
+
+# ---- multiply-accumulates per image (Fig. 11) ---------------------------------------------------------
+def test_macs_of_the_linear_family_are_one_per_weight_and_product():
+    x, y = blobs(300, 28)
+    assert linear.Linear(x[:50], y[:50]).macs() == 785 * 10
+    assert linear.Linear(versions.deslant(x[:50]), y[:50]).macs() == 401 * 10  # Fig. 11's 4 thousand
+    assert linear.Pairwise(x, y).macs() == 785 * 45 + 45 * 10  # the units, then the votes' 45 x 10 product
+    d = 40
+    assert pca_quadratic.PCAQuadratic(x, y).macs() == 784 * d + d * (d + 1) // 2 + (d * (d + 1) // 2 + 1) * 10
+
+
+def test_macs_of_the_memory_based_methods():
+    x, y = blobs(50, 28)
+    assert knn.KNN(x, y, k=3).macs() == 50 * 784
+    net = rbf.RBFNetwork(*blobs(300, 28), seed=0, units_per_class=5)
+    assert net.macs() == 50 * 784 + 51 * 10  # distances to 50 centres, then 50 units and a bias into 10
+    x16, y16 = blobs(30, 16)
+    p, m = 256, 14  # pixels; 2 x 7 tangents
+    solve = sum((m - k) ** 2 for k in range(1, m)) + m * (m - 1)  # elimination, two triangular solves
+    per_candidate = m * m * p + m * p + m * p + solve + p + m  # Gram, rhs, residual, solve, |residual|^2, spring
+    query_tangents = 2 * 5 * p + 5 * 2 * p  # two 5-tap blur passes; rotation, scaling, 2 hyperbolic, thickness
+    assert tangent.TangentDistance(x16, y16, candidates=5).macs() == 30 * p + query_tangents + 5 * per_candidate
+
+
+def test_macs_of_the_svms_count_support_vectors_and_pairs(small_svm):
+    model, _ = small_svm
+    vectors = int(model.svc.n_support_.sum())
+    assert model.macs() == vectors * 784 + 9 * vectors  # a dot product each; each enters its class's 9 pairs
+    x, y = blobs(200, 28)
+    assert svm.ReducedSetSVM(x, y, degree=2, per_pair=2, c=10.0).macs() == 45 * 2 * (784 + 1)
+    virtual = svm.VirtualSVM(x[:120], y[:120], degree=2, copies=1, c=10.0)
+    assert virtual.macs() == int(virtual.svm.svc.n_support_.sum()) * (784 + 9)
+
+
+def test_macs_match_the_matrix_products_that_scoring_runs():
+    # torch's flop counter sees matrix products and convolutions (2 flops per multiply-add), not
+    # elementwise products or the solve: those are added by hand
+    from torch.utils.flop_counter import FlopCounterMode
+    x, y = blobs(300, 28)
+    x16, y16 = blobs(30, 16)
+    pca = pca_quadratic.PCAQuadratic(x, y)
+    td = tangent.TangentDistance(x16, y16, candidates=5)
+    elementwise = {pca: 40 * 41 // 2,
+                   td: 2 * 5 * 256 + 5 * (tangent.solve_macs(14) + 256 + 14)}
+    for model, images in ((linear.Linear(x, y), x), (linear.Pairwise(x, y), x), (knn.KNN(x, y), x),
+                          (rbf.RBFNetwork(x, y, units_per_class=5), x), (pca, x), (td, x16)):
+        with FlopCounterMode(display=False) as counter:
+            model.scores(images[:1])
+        assert counter.get_total_flops() // 2 + elementwise.get(model, 0) == model.macs(), type(model).__name__

@@ -4,8 +4,14 @@ its options and whether it is randomised (then several seeds are run). The paper
 repro.paper.FIG9_ERROR, under the same names.
 
 Every class takes (train images uint8 (N, S, S), train labels, seed, **options), and has
-scores(images) -> (N, 10) float64 (the largest wins; also the confidence for rejection, Fig. 10)
-and parameters() (numbers stored at recognition time, Fig. 12).
+scores(images) -> (N, 10) float64 (the largest wins; also the confidence for rejection, Fig. 10),
+parameters() (numbers stored at recognition time, Fig. 12) and macs() (multiply-accumulates to
+recognise one image, Fig. 11, counted from the fitted model's arrays as its scores() computes them:
+every product of a matrix product, a product of two variables or of a variable and a weight; a
+Euclidean distance is one multiply-add per pixel, as sum (x - y)^2 has, its norms left out. Not
+counted anywhere: scaling pixels to [0, 1], additions and subtractions alone, comparisons and sorts,
+nonlinearities (exp, tanh, sign, a kernel's power) and the tallying of votes (k-NN's, the SVMs'
+one-versus-one).
 """
 from dataclasses import dataclass, field
 

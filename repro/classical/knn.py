@@ -56,3 +56,9 @@ class KNN:
 
     def parameters(self):
         return self.train_x.numel()
+
+    def macs(self):
+        """The distances: one multiply-add per pixel per stored image (the x.y of squared_distances;
+        the query's |x|^2 and the stored images' |y|^2, which could be kept, are not counted). The
+        vote among the k nearest is not counted."""
+        return self.train_x.numel()

@@ -68,6 +68,10 @@ class Linear:
     def parameters(self):
         return self.weights.numel()
 
+    def macs(self):
+        """One multiply-add per weight: the HW pixels and the bias input, into each class's sum."""
+        return self.weights.numel()
+
 
 PAIRS = list(itertools.combinations(range(10), 2))  # unit i/j: +1 on class i, -1 on class j
 
@@ -99,3 +103,8 @@ class Pairwise:
 
     def parameters(self):
         return self.weights.numel()
+
+    def macs(self):
+        """The 45 weighted sums, one multiply-add per weight, and the votes' product with the 45 x 10
+        matrix of +1, -1 and 0 that scores() computes in full (45 x 10, zeros included)."""
+        return self.weights.numel() + self.sign.numel()

@@ -39,3 +39,10 @@ class PCAQuadratic:
 
     def parameters(self):
         return self.mean.numel() + self.basis.numel() + self.weights.numel()
+
+    def macs(self):
+        """The projection (HW x d, the whitening being folded into the basis), the d (d + 1) / 2
+        products of pairs, and the linear layer, one multiply-add per weight. The mean's subtraction
+        is not counted. Fig. 11's 39,570 counts the projection and the layer only."""
+        d = self.basis.shape[1]
+        return self.basis.numel() + d * (d + 1) // 2 + self.weights.numel()

@@ -45,3 +45,9 @@ class RBFNetwork:
 
     def parameters(self):
         return self.centres.numel() + self.width2.numel() + self.weights.numel()
+
+    def macs(self):
+        """The distance to each centre, one multiply-add per pixel per centre (the x.c of
+        squared_distances; the norms, the division by the width and exp are not counted), and the
+        linear layer, one multiply-add per weight (the bias's included)."""
+        return self.centres.numel() + self.weights.numel()

@@ -72,6 +72,13 @@ class SVM:
     def parameters(self):
         return self.svc.support_vectors_.size + self.svc.dual_coef_.size + self.svc.intercept_.size
 
+    def macs(self):
+        """libsvm's one-versus-one decision: one dot product with each support vector (pixels x
+        vectors; the kernel's scaling and power not counted), then per pair of classes one
+        multiply-add per support vector of its two classes (each vector enters the 9 pairs of its class)."""
+        n = self.svc.n_support_
+        return self.svc.support_vectors_.size + sum(int(n[i] + n[j]) for i, j in PAIRS)
+
 
 # ---- reduced set (Burges 1996) ---------------------------------------------------------------------
 def kernel(a, b, gamma, degree, coef0=0.0):
@@ -133,6 +140,11 @@ class ReducedSetSVM:
     def parameters(self):
         return sum(z.size + beta.size + 1 for z, beta, _ in self.expansions)
 
+    def macs(self):
+        """Per pair, one dot product with each of its own reduced-set vectors (the pairs share none)
+        and one multiply-add per weight beta; the kernel's scaling and power not counted."""
+        return sum(z.size + beta.size for z, beta, _ in self.expansions)
+
 
 # ---- virtual support vectors ------------------------------------------------------------------------
 def distorted_copies(images, copies, generator):
@@ -181,3 +193,7 @@ class VirtualSVM:
 
     def parameters(self):
         return self.svm.parameters()
+
+    def macs(self):
+        """The retrained SVM's (SVM.macs)."""
+        return self.svm.macs()

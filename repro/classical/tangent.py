@@ -17,17 +17,18 @@ from .knn import neighbours
 
 CANDIDATES = 100
 SMOOTHING = 0.9  # sigma (pixels) of the Gaussian blur that the tangent vectors are computed from
+BLUR_RADIUS = 2  # the blur's taps: -2..2 in x, then in y
 SPRING = 1e-3    # ridge on the 14 coefficients, relative to the tangents' scale
 TANGENTS = ("x-translation", "y-translation", "rotation", "scaling", "hyperbolic-axis", "hyperbolic-diagonal",
             "thickness")
 
 
 def blur(x, sigma=SMOOTHING):
-    r = torch.arange(-2, 3, dtype=x.dtype)
+    r = torch.arange(-BLUR_RADIUS, BLUR_RADIUS + 1, dtype=x.dtype)
     g = torch.exp(-r * r / (2 * sigma * sigma))
     g = g / g.sum()
-    x = F.conv2d(x.unsqueeze(1), g.view(1, 1, 1, 5), padding=(0, 2))
-    return F.conv2d(x, g.view(1, 1, 5, 1), padding=(2, 0)).squeeze(1)
+    x = F.conv2d(x.unsqueeze(1), g.view(1, 1, 1, -1), padding=(0, BLUR_RADIUS))
+    return F.conv2d(x, g.view(1, 1, -1, 1), padding=(BLUR_RADIUS, 0)).squeeze(1)
 
 
 def tangent_vectors(images, sigma=SMOOTHING):
@@ -55,6 +56,29 @@ def tangent_distances(x, tx, refs, trefs, spring=SPRING):
     return (residual * residual).sum(1) + spring * (coef * coef).sum((1, 2))
 
 
+def tangent_vectors_macs(p, tangents):
+    """Multiply-adds of tangent_vectors for one image of p pixels: the blur's two passes, then two
+    products per pixel for every tangent but the two translations (the gradients' differences are
+    not counted)."""
+    return 2 * (2 * BLUR_RADIUS + 1) * p + 2 * (tangents - 2) * p
+
+
+def solve_macs(n):
+    """Multiply-adds of solving an n x n system by Gaussian elimination, the textbook count of what
+    torch.linalg.solve's LU does: sum over k of (n - k)^2 for the elimination, n (n - 1) for the two
+    triangular solves (the divisions not counted)."""
+    return (n - 1) * n * (2 * n - 1) // 6 + n * (n - 1)
+
+
+def tangent_distance_macs(p, tangents):
+    """Multiply-adds of one two-sided tangent distance in tangent_distances, as computed there with
+    m = 2 x tangents columns: the full m x m Gram matrix (m^2 p: the batched product computes both
+    halves and recomputes the test image's own block for every candidate), the right-hand side and
+    the residual (m p each), the solve, the squared residual (p) and the spring term (m)."""
+    m = 2 * tangents
+    return m * m * p + 2 * m * p + solve_macs(m) + p + m
+
+
 class TangentDistance:
     """1-nearest neighbour by tangent distance among the Euclidean prefilter's candidates."""
 
@@ -75,3 +99,10 @@ class TangentDistance:
 
     def parameters(self):
         return self.train_x.numel()
+
+    def macs(self):
+        """The Euclidean prefilter over every stored image (one multiply-add per pixel each, as
+        KNN.macs), the test image's tangent vectors, and a tangent distance per candidate."""
+        n, p = self.train_p.shape
+        tangents = self.train_t.shape[1]
+        return n * p + tangent_vectors_macs(p, tangents) + self.candidates * tangent_distance_macs(p, tangents)
