@@ -9,9 +9,10 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from numbers import Integral, Real
 
-from . import paper
+from . import networks, paper
 
 CHOICES = {
+    "network": (networks.LENET5, *networks.NETWORKS),
     "activation": ("scaled_tanh", "relu"),
     "subsampling": ("trainable", "average", "max"),
     "subsampling_input": ("sum", "average"),
@@ -59,7 +60,8 @@ def _number_error(name, value, kind, low, closed, high):
 
 @dataclass(frozen=True)
 class Config:
-    # network (Sec. II-B)
+    # network (Sec. II-B); the others of Sec. III-C (repro/networks.py) keep the paper's choices below
+    network: str = networks.LENET5
     activation: str = "scaled_tanh"
     subsampling: str = "trainable"  # coefficient x (2x2 field) + bias, then squash
     subsampling_input: str = "average"  # A1, DEPARTURE: Sec. II-B adds the four inputs (Sec. II-A: "average")
@@ -112,6 +114,20 @@ class Config:
             raise ValueError("SDLM and SGD train online (batch_size=1); Adam trains on mini-batches (batch_size > 1)")
         if (self.output == "linear") != (self.loss == "ce"):
             raise ValueError("the linear output trains with loss='ce' and the RBF output with 'map' or 'ml'")
+        if self.network != networks.LENET5:
+            self._check_other_network()
+
+    def _check_other_network(self):
+        """The networks of Sec. III-C are built from the paper's layers only: LeNet-5's ablations
+        (another activation, pooling, head, C3 table, Adam, the input variants) do not apply to them."""
+        lenet5_only = ("activation", "subsampling", "c3", "output", "input", "optimizer")
+        changed = [f for f in lenet5_only if getattr(self, f) != getattr(Config, f)]
+        if changed:
+            raise ValueError(f"config.network={self.network!r} keeps the paper's {', '.join(changed)}; "
+                             "those variants are LeNet-5's ablations")
+        if self.distortions != "none" and networks.get(self.network).version != "regular":
+            raise ValueError(f"config.network={self.network!r} reads the {networks.get(self.network).version} "
+                             "images; the paper's distortions are drawn on the regular ones")
 
     def to_dict(self):
         return asdict(self)

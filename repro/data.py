@@ -331,9 +331,17 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
         desc = (f"{images.dtype} tensor of shape {tuple(images.shape)}"
                 if isinstance(images, torch.Tensor) else type(images).__name__)
         raise ValueError(f"preprocess expects a uint8 tensor of shape (N, 28, 28), got {desc}")
+    return to_field(images, 32)  # 2 pixels of background on each side: 28 + 2 + 2 = 32
+
+
+def to_field(images: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 images (N, s, s) in the paper's scaling (background -0.1, ink 1.175), centred in a
+    side x side field of background: float32 (N, 1, side, side)."""
+    pad = side - images.shape[-1]
+    if pad < 0 or pad % 2:
+        raise ValueError(f"images of side {images.shape[-1]} cannot be centred in a {side}x{side} field")
     x = images.to(torch.float32) * (1.275 / 255) - 0.1
-    # 2 pixels of background on each side: 28 + 2 + 2 = 32
-    return F.pad(x, (2, 2, 2, 2), value=-0.1).unsqueeze(1)
+    return F.pad(x, (pad // 2,) * 4, value=-0.1).unsqueeze(1)
 
 
 def load_mnist(root=None, device="cpu") -> dict[str, torch.Tensor]:
@@ -344,6 +352,14 @@ def load_mnist(root=None, device="cpu") -> dict[str, torch.Tensor]:
         out[f"{split}_x"] = preprocess(images).to(device)
         out[f"{split}_y"] = labels.to(device)
     return out
+
+
+def load_field(version: str, side: int, root=None) -> dict[str, torch.Tensor]:
+    """Both splits of a data version (repro/versions.py: regular, deslant, 16x16), centred in a side x
+    side field in the paper's scaling (the input of a network of repro/networks.py)."""
+    from .versions import load
+    out = load(version, root)
+    return {k: to_field(v, side) if k.endswith("_x") else v for k, v in out.items()}
 
 
 def validation_split(data: dict, size: int = 10_000) -> dict:

@@ -142,14 +142,22 @@ class Subsampling(Linear):
     the coefficient by 1/4 (Sec. II-A calls the operation a local average), a buffer that `curvature`
     squares like any other coefficient."""
 
-    def __init__(self, maps, average=False):
+    def __init__(self, maps, average=False, in_maps=None):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(maps))
         self.bias = nn.Parameter(torch.empty(maps))
         self.register_buffer("scale", torch.tensor(0.25 if average else 1.0), persistent=False)
+        # LeNet-4's S2 has twice the maps of its input, "connected in pairs" to each: map m reads
+        # input map m * in_maps // maps (None: as many maps as its input, map m reads map m)
+        in_maps = in_maps or maps
+        if maps % in_maps:
+            raise ValueError(f"subsampling: {maps} maps cannot read {in_maps} input maps evenly")
+        self.register_buffer("sources", torch.arange(maps) * in_maps // maps if in_maps != maps else None,
+                             persistent=False)
 
     def forward(self, x):
-        return (self.weight * self.scale).view(1, -1, 1, 1) * _sum_2x2(x) + self.bias.view(1, -1, 1, 1)
+        sums = _sum_2x2(x) if self.sources is None else _sum_2x2(x).index_select(1, self.sources)
+        return (self.weight * self.scale).view(1, -1, 1, 1) * sums + self.bias.view(1, -1, 1, 1)
 
     def fan_ins(self):
         return [4] * self.weight.numel()

@@ -1,4 +1,5 @@
-"""LeNet-5 (Sec. II-B, Fig. 2), assembled from a Config.
+"""LeNet-5 (Sec. II-B, Fig. 2), assembled from a Config, and the other networks of Sec. III-C
+(repro/networks.py) from the same layer types.
 
     input  1@32x32
     C1     6@28x28   5x5 convolution, squash
@@ -14,7 +15,7 @@ import functools
 import torch
 from torch import nn
 
-from . import layers, paper
+from . import layers, networks, paper
 from .config import Config
 from .prototypes import prototypes
 
@@ -23,7 +24,72 @@ ACTIVATIONS = {"scaled_tanh": layers.ScaledTanh, "relu": layers.ReLU}
 POOLING = {"trainable": layers.Subsampling, "average": layers.AveragePooling, "max": layers.MaxPooling}
 
 
-class LeNet5(nn.Module):
+class FeedForward(nn.Module):
+    """A stack of linear parts, each followed by its squashing function, ending in an output layer
+    without one: what the training, the curvature pass and the tables need of a network.
+    Subclasses set `field` (the input's side), `layer_names` (input to output, the output last)
+    and `acts`."""
+
+    def reset_parameters(self, seed):
+        g = torch.random.fork_rng(devices=[])
+        with g:
+            torch.manual_seed(seed)
+            for name in self.layer_names:
+                layer = getattr(self, name)
+                if self.config.init == "paper":
+                    layers.init_paper_(layer, self.config.init_scale, self.config.init_fan_power, self.config.bias_init)
+                else:  # PyTorch's defaults (kaiming-uniform a=sqrt(5)) come to +-1/sqrt(F) for weights and biases
+                    layers.init_paper_(layer, scale=1.0, fan_power=0.5)
+        if self.config.subsampling_init == "one":  # after every draw: the other weights stay those of "uniform"
+            with torch.no_grad():
+                for _, layer, _ in self.stages():
+                    if isinstance(layer, layers.Subsampling):
+                        layer.weight.fill_(1.0)
+                        layer.bias.zero_()
+
+    @torch.no_grad()
+    def connections_per_weight(self):
+        """{parameter name: how many connections share each of its entries}, from each layer's
+        connections_per_weight and the shape of its weighted sums in a forward pass of one blank image:
+        for LeNet-5 784 for C1's kernel weights and biases, 784 for S2's coefficients and 196 for its
+        biases, 100 for C3's, 100 and 25 for S4's, 1 for C5's and F6's (the paper's connections per
+        layer are the sums of these over the layer's parameters)."""
+        weight = next(self.parameters())
+        record, _ = self.trace(torch.zeros(1, 1, self.field, self.field, dtype=weight.dtype, device=weight.device))
+        counts = {}
+        for (name, layer, _), (_, _, a) in zip(self.stages(), record):
+            counts.update({f"{name}.{k}": n for k, n in layer.connections_per_weight(tuple(a.shape[1:])).items()})
+        return counts
+
+    def stages(self):
+        """(name, linear part, squashing function) from input to output; the output has none."""
+        return [(n, getattr(self, n), self.acts[n] if n in self.acts else None) for n in self.layer_names]
+
+    def check_input(self, x):
+        check_input(x, next(self.parameters()).dtype, self.field, type(self).__name__)
+
+    def forward(self, x):
+        self.check_input(x)
+        for _, layer, act in self.stages():
+            x = layer(x)
+            if act is not None:
+                x = act(x)
+        return x
+
+    def trace(self, x):
+        self.check_input(x)
+        return trace(self.stages(), x)
+
+    @torch.no_grad()
+    def predict(self, x):
+        """Class = the output with the smallest penalty (RBF) or largest logit (linear head, negated)."""
+        return self(x).argmin(dim=1)
+
+
+class LeNet5(FeedForward):
+    field = paper.INPUT_SIZE
+    layer_names = LAYER_NAMES
+
     def __init__(self, config: Config = Config(), seed: int = 0):
         super().__init__()
         self.config = config
@@ -45,59 +111,6 @@ class LeNet5(nn.Module):
                                    for n in LAYER_NAMES[:-1]})
         self.reset_parameters(seed)
 
-    def reset_parameters(self, seed):
-        g = torch.random.fork_rng(devices=[])
-        with g:
-            torch.manual_seed(seed)
-            for name in LAYER_NAMES:
-                layer = getattr(self, name)
-                if self.config.init == "paper":
-                    layers.init_paper_(layer, self.config.init_scale, self.config.init_fan_power, self.config.bias_init)
-                else:  # PyTorch's defaults (kaiming-uniform a=sqrt(5)) come to +-1/sqrt(F) for weights and biases
-                    layers.init_paper_(layer, scale=1.0, fan_power=0.5)
-        if self.config.subsampling_init == "one":  # after every draw: the other weights stay those of "uniform"
-            with torch.no_grad():
-                for layer in (self.s2, self.s4):
-                    if isinstance(layer, layers.Subsampling):
-                        layer.weight.fill_(1.0)
-                        layer.bias.zero_()
-
-    @torch.no_grad()
-    def connections_per_weight(self):
-        """{parameter name: how many connections share each of its entries}, from each layer's
-        connections_per_weight and the shape of its weighted sums in a forward pass of one blank image:
-        784 for C1's kernel weights and biases, 784 for S2's coefficients and 196 for its biases, 100
-        for C3's, 100 and 25 for S4's, 1 for C5's and F6's (the paper's connections per layer are the
-        sums of these over the layer's parameters)."""
-        weight = self.c1.weight
-        record, _ = self.trace(torch.zeros(1, 1, paper.INPUT_SIZE, paper.INPUT_SIZE, dtype=weight.dtype,
-                                           device=weight.device))
-        counts = {}
-        for (name, layer, _), (_, _, a) in zip(self.stages(), record):
-            counts.update({f"{name}.{k}": n for k, n in layer.connections_per_weight(tuple(a.shape[1:])).items()})
-        return counts
-
-    def stages(self):
-        """(name, linear part, squashing function) from input to output; the output has none."""
-        return [(n, getattr(self, n), self.acts[n] if n in self.acts else None) for n in LAYER_NAMES]
-
-    def forward(self, x):
-        check_input(x, self.c1.weight.dtype)
-        for _, layer, act in self.stages():
-            x = layer(x)
-            if act is not None:
-                x = act(x)
-        return x
-
-    def trace(self, x):
-        check_input(x, self.c1.weight.dtype)
-        return trace(self.stages(), x)
-
-    @torch.no_grad()
-    def predict(self, x):
-        """Class = the output with the smallest penalty (RBF) or largest logit (linear head, negated)."""
-        return self(x).argmin(dim=1)
-
 
 def trace(stages, x):
     """Forward pass keeping each layer's (name, input, weighted sums), for the curvature pass and figures."""
@@ -109,20 +122,55 @@ def trace(stages, x):
     return record, x
 
 
-def check_input(x, dtype=None):
-    """A clear error for what LeNet5 cannot take; `dtype`, if given, is the parameters' dtype."""
+class Network(FeedForward):
+    """One of repro/networks.py's networks: its layers, each squashed by the scaled tanh, and the
+    place-code output (a Euclidean RBF on the last 10 units: argmin = the largest unit)."""
+
+    def __init__(self, config: Config = Config(network="lenet1"), seed: int = 0):
+        super().__init__()
+        self.config, spec = config, networks.get(config.network)
+        self.field = spec.field
+        maps, side = 1, spec.field
+        for name, (kind, size, *rest) in spec.layers:
+            if kind == "conv":
+                kernel, table = rest
+                layer = (layers.Convolution(maps, size, kernel) if table is None
+                         else layers.SparseConvolution(table, maps, kernel))
+                side -= kernel - 1
+            elif kind == "pool":
+                layer = layers.Subsampling(size, average=config.subsampling_input == "average", in_maps=maps)
+                side //= 2
+            else:
+                layer, side = layers.FullConnection(maps * side * side, size), 1
+            setattr(self, name, layer)
+            maps = size
+        self.output = layers.EuclideanRBF(networks.place_code(maps))
+        self.layer_names = tuple(n for n, _ in spec.layers) + ("output",)
+        self.acts = nn.ModuleDict({n: layers.ScaledTanh() for n, _ in spec.layers})
+        self.reset_parameters(seed)
+
+
+def build(config: Config = Config(), seed: int = 0):
+    """The network `config.network` names, initialised from `seed`."""
+    return LeNet5(config, seed) if config.network == networks.LENET5 else Network(config, seed)
+
+
+def check_input(x, dtype=None, side=paper.INPUT_SIZE, name="LeNet5"):
+    """A clear error for what network `name` (input side x side) cannot take; `dtype`, if given, is
+    the parameters' dtype."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"LeNet5 expects a torch.Tensor of shape (N, 1, 32, 32), got {type(x).__name__}")
+        raise ValueError(f"{name} expects a torch.Tensor of shape (N, 1, {side}, {side}), got {type(x).__name__}")
     if not x.is_floating_point():
-        raise ValueError(f"LeNet5 expects a floating-point image tensor, got dtype {x.dtype} "
+        raise ValueError(f"{name} expects a floating-point image tensor, got dtype {x.dtype} "
                          "(use repro.data.preprocess to scale uint8 MNIST images)")
     if dtype is not None and x.dtype != dtype:
-        name = lambda t: str(t).removeprefix("torch.")
-        raise ValueError(f"LeNet5's parameters are {name(dtype)} but the images are {name(x.dtype)}; convert "
-                         f"the images with x.to({dtype}) (or the model with model.to({x.dtype}))")
-    if x.dim() != 4 or x.shape[1] != 1 or x.shape[-2:] != (paper.INPUT_SIZE, paper.INPUT_SIZE):
-        raise ValueError(f"LeNet5 expects images of shape (N, 1, {paper.INPUT_SIZE}, {paper.INPUT_SIZE}), "
-                         f"got {tuple(x.shape)} (28x28 MNIST digits are padded to 32x32 by repro.data.preprocess)")
+        dtype_name = lambda t: str(t).removeprefix("torch.")
+        raise ValueError(f"{name}'s parameters are {dtype_name(dtype)} but the images are {dtype_name(x.dtype)}; "
+                         f"convert the images with x.to({dtype}) (or the model with model.to({x.dtype}))")
+    if x.dim() != 4 or x.shape[1] != 1 or x.shape[-2:] != (side, side):
+        hint = (" (28x28 MNIST digits are padded to 32x32 by repro.data.preprocess)" if side == paper.INPUT_SIZE
+                else " (repro.data.load_field gives each network its images)")
+        raise ValueError(f"{name} expects images of shape (N, 1, {side}, {side}), got {tuple(x.shape)}{hint}")
 
 
 def predict(model, x):

@@ -26,10 +26,13 @@ from pathlib import Path
 import torch
 
 from . import paper
+from . import layers
 from .layers import c3_pairs
 from .model import check_input
 
-SOURCE = Path(__file__).with_name("lenet5_step.c")
+SOURCES = {"lenet5": Path(__file__).with_name("lenet5_step.c"),  # LeNet-5, written out for its sizes
+           "network": Path(__file__).with_name("network_step.c")}  # the networks of repro/networks.py
+HEADER = Path(__file__).with_name("native_numerics.h")  # the arithmetic both share
 PORTABLE = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]  # IEEE arithmetic, as written
 FAST = ["-O3", "-march=native", "-ffp-contract=fast", "-fassociative-math", "-fno-signed-zeros",
         "-fno-trapping-math", "-fno-math-errno"]
@@ -74,39 +77,49 @@ def build_flags(arch="default"):
     return PORTABLE + ([f"-march={arch}", "-mtune=generic"] if arch else [])
 
 
-def library(dtype, arch="default"):
-    """The compiled library for `dtype` (float32 or float64), built now if this machine has none."""
+def library(dtype, arch="default", source="lenet5"):
+    """The compiled library of SOURCES[source] for `dtype` (float32 or float64), built now if this
+    machine has none."""
     if dtype not in TYPES:
         raise NativeUnavailable(f"the native code computes in float32 or float64, not {dtype}")
-    key = (dtype, arch, fast())
+    key = (dtype, arch, fast(), source)
     if key in _LIBRARIES:
         return _LIBRARIES[key]
     if platform.system() != "Linux":
         raise NativeUnavailable(f"the native code is built for Linux, not {platform.system()}")
     real, ctype, defines = TYPES[dtype]
     command = [os.environ.get("CC", "gcc"), *build_flags(arch), *defines, "-fPIC", "-shared"]
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(command).encode() + platform.machine().encode())
-    path = cache_dir() / f"lenet5_step_{real}_{digest.hexdigest()[:16]}.so"
+    path_c = SOURCES[source]
+    digest = hashlib.sha256(path_c.read_bytes() + HEADER.read_bytes() + " ".join(command).encode()
+                            + platform.machine().encode())
+    path = cache_dir() / f"{path_c.stem}_{real}_{digest.hexdigest()[:16]}.so"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:  # built aside, then moved: processes may race
             out = Path(tmp) / path.name
             try:
-                done = subprocess.run([*command, str(SOURCE), "-o", str(out), "-lm"], capture_output=True, text=True)
+                done = subprocess.run([*command, str(path_c), "-o", str(out), "-lm"], capture_output=True, text=True)
             except OSError as e:
                 raise NativeUnavailable(f"no C compiler ({e})") from e
             if done.returncode:
-                raise NativeUnavailable(f"building {SOURCE.name} failed: {done.stderr.strip()[:300]}")
+                raise NativeUnavailable(f"building {path_c.name} failed: {done.stderr.strip()[:300]}")
             os.replace(out, path)
     lib = ctypes.CDLL(str(path))
-    for name in ("lenet5_layout", "adam_update", "distort_images"):
-        getattr(lib, name).restype = None
     layout = (ctypes.c_long * 4)()
-    lib.lenet5_layout(layout)
-    struct = net_struct(ctype)
-    expected = [ctypes.sizeof(ctype), ctypes.sizeof(struct), struct.prototypes.offset, len(SLOTS)]
-    if list(layout) != expected:  # the struct below and the C typedef must agree, field by field
-        raise NativeUnavailable(f"{path.name}: layout (sizeof real, sizeof Net, offset of prototypes, slots) "
+    if source == "lenet5":
+        for name in ("lenet5_layout", "adam_update", "distort_images"):
+            getattr(lib, name).restype = None
+        lib.lenet5_layout(layout)
+        struct = net_struct(ctype)
+        expected, what = [ctypes.sizeof(ctype), ctypes.sizeof(struct), struct.prototypes.offset, len(SLOTS)], "slots"
+    else:
+        lib.network_layout.restype, lib.network_workspace.restype = None, ctypes.c_long
+        lib.network_layout(layout)
+        layer, struct = network_structs(ctype)
+        expected, what = [ctypes.sizeof(ctype), ctypes.sizeof(struct), struct.prototypes.offset,
+                          ctypes.sizeof(layer)], "sizeof Layer"
+    if list(layout) != expected:  # the structs here and the C typedefs must agree, field by field
+        raise NativeUnavailable(f"{path.name}: layout (sizeof real, sizeof Net, offset of prototypes, {what}) "
                                 f"{list(layout)} differs from native.py's {expected}")
     _LIBRARIES[key] = lib
     return lib
@@ -120,6 +133,19 @@ def net_struct(real):
                     ("j", real), ("pair_out", ctypes.c_void_p), ("pair_in", ctypes.c_void_p),
                     ("prototypes", ctypes.c_void_p)]
     return Net
+
+
+def network_structs(real):
+    """The C `Layer` and `Net` structs of network_step.c for reals of ctypes type `real`."""
+    class Layer(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_int) for n in ("kind", "in_maps", "in_side", "out_maps", "out_side", "k", "pairs")] + \
+                   [("pair_out", ctypes.c_void_p), ("pair_in", ctypes.c_void_p), ("pool_scale", real)]
+
+    class Net(ctypes.Structure):
+        _fields_ = [("layers", ctypes.c_int), ("units", ctypes.c_int), ("loss_ml", ctypes.c_int),
+                    ("squash_a", real), ("squash_s", real), ("j", real),
+                    ("layer", ctypes.c_void_p), ("prototypes", ctypes.c_void_p)]
+    return Layer, Net
 
 
 def _check_labels(bad, labels):
@@ -164,8 +190,8 @@ class NativeStep:
                 CODES["loss"][c.loss], len(self.pair_out), paper.SQUASH_A, paper.SQUASH_S, self.pool_scale,
                 float(c.j), self.pair_out.data_ptr(), self.pair_in.data_ptr(),
                 prototypes.data_ptr() if prototypes is not None else None)
-            self._nets[dtype] = (lib, net, prototypes)  # the tensors the struct points into stay alive here
-        return self._nets[dtype][:2]
+            self._nets[dtype] = (lib, net, None, prototypes)  # the tensors the struct points into stay alive here
+        return self._nets[dtype][:3]
 
     def _pointers(self, tensors, dtype, what):
         """The C array of parameter slots, after checking names, shapes, number type and layout."""
@@ -179,10 +205,19 @@ class NativeStep:
             slots[SLOTS.index(k)] = t.data_ptr()
         return slots
 
+    def _check(self, x):
+        check_input(x)
+
+    def _block(self, lib, net, work, args):
+        return lib.lenet5_block(ctypes.byref(net), *args)
+
+    def _curvature(self, lib, net, work, args):
+        return lib.lenet5_curvature(ctypes.byref(net), *args)
+
     def _run(self, params, xs, labels, mode, eps=None, dst=None):
-        check_input(xs)
+        self._check(xs)
         dtype = next(iter(params.values())).dtype
-        lib, net = self._net(dtype)
+        lib, net, work = self._net(dtype)
         p = self._pointers(params, dtype, "params")
         xs = xs.to(dtype).contiguous()
         n = len(xs)
@@ -191,9 +226,9 @@ class NativeStep:
             labels = labels.to(torch.int64).contiguous()
             if labels.shape != (n,):
                 raise ValueError(f"native step: {n} images need {n} labels, got shape {tuple(labels.shape)}")
-        bad = lib.lenet5_block(ctypes.byref(net), p, self._pointers(eps, dtype, "eps") if eps is not None else None,
-                               self._pointers(dst, dtype, "gradient") if dst is not None else p, _ptr(xs),
-                               _ptr(labels), ctypes.c_int(n), ctypes.c_int(mode), _ptr(losses), _ptr(outs))
+        bad = self._block(lib, net, work, (p, self._pointers(eps, dtype, "eps") if eps is not None else None,
+                                           self._pointers(dst, dtype, "gradient") if dst is not None else p, _ptr(xs),
+                                           _ptr(labels), ctypes.c_int(n), ctypes.c_int(mode), _ptr(losses), _ptr(outs)))
         _check_labels(bad, labels)
         return losses, outs
 
@@ -215,17 +250,104 @@ class NativeStep:
 
     def curvature(self, params, x, labels, boundary="paper"):
         """h_kk averaged over the patterns: repro.sdlm.hessian_diagonal's pass, in C."""
-        check_input(x)
+        self._check(x)
         dtype = next(iter(params.values())).dtype
-        lib, net = self._net(dtype)
+        lib, net, work = self._net(dtype)
         h = {k: torch.zeros_like(v) for k, v in params.items()}
         labels = labels.to(torch.int64).contiguous()
         x = x.to(dtype).contiguous()
-        bad = lib.lenet5_curvature(ctypes.byref(net), self._pointers(params, dtype, "params"), _ptr(x), _ptr(labels),
-                                   ctypes.c_int(len(x)), ctypes.c_int(boundary == "exact"),
-                                   self._pointers(h, dtype, "h"))
+        bad = self._curvature(lib, net, work, (self._pointers(params, dtype, "params"), _ptr(x), _ptr(labels),
+                                               ctypes.c_int(len(x)), ctypes.c_int(boundary == "exact"),
+                                               self._pointers(h, dtype, "h")))
         _check_labels(bad, labels)
         return {k: v / len(x) for k, v in h.items()}
+
+
+CONV, POOL, FULL = 0, 1, 2  # network_step.c's layer kinds
+
+
+def describe(template):
+    """network_step.c's description of each layer of `template` (a repro.model.Network), from a
+    forward pass of one blank image: (kind, in_maps, in_side, out_maps, out_side, kernel, pairs of
+    (output map, input map) in the order of the kernels, pool scale)."""
+    record, _ = template.trace(torch.zeros(1, 1, template.field, template.field))
+    out = []
+    for (_, layer, _), (_, x, a) in zip(template.stages()[:-1], record):
+        in_maps, in_side = x.shape[1], (x.shape[-1] if x.dim() == 4 else 1)
+        out_maps, out_side = a.shape[1], (a.shape[-1] if a.dim() == 4 else 1)
+        if isinstance(layer, layers.SparseConvolution):
+            out.append((CONV, in_maps, in_side, out_maps, out_side, layer.dense_shape[-1], c3_pairs(layer.table), 1.0))
+        elif isinstance(layer, layers.Convolution):
+            pairs = [(o, i) for o in range(out_maps) for i in range(in_maps)]  # weight (out, in, k, k)
+            out.append((CONV, in_maps, in_side, out_maps, out_side, layer.weight.shape[-1], pairs, 1.0))
+        elif isinstance(layer, layers.Subsampling):
+            sources = layer.sources.tolist() if layer.sources is not None else list(range(out_maps))
+            out.append((POOL, in_maps, in_side, out_maps, out_side, 2, list(enumerate(sources)), float(layer.scale)))
+        elif isinstance(layer, layers.FullConnection):
+            out.append((FULL, in_maps, in_side, out_maps, 1, 0, [], 1.0))
+        else:
+            raise NativeUnavailable(f"network_step.c has no layer like {type(layer).__name__}")
+    return out
+
+
+class NetworkStep(NativeStep):
+    """NativeStep's entry points for the networks of repro/networks.py (network_step.c): the same
+    signatures, the parameters passed as (weight, bias) per layer from input to output."""
+
+    def __init__(self, template, arch="default"):
+        self.config, self.arch, self.field = template.config, arch, template.field
+        self.kind = "native-fast" if fast() else "native"
+        self.name = type(template).__name__
+        self.layers = describe(template)
+        names = [n for n, _, _ in template.stages()[:-1]]
+        self.order = [f"{n}.{p}" for n in names for p in ("weight", "bias")]
+        self.shapes = {k: tuple(p.shape) for k, p in template.named_parameters()}
+        if sorted(self.order) != sorted(self.shapes):
+            raise NativeUnavailable(f"network_step.c expects a weight and a bias per layer, got {sorted(self.shapes)}")
+        self.prototypes = template.output.prototypes
+        self._nets = {}
+        self._net(torch.float32)
+
+    def _net(self, dtype):
+        if dtype not in self._nets:
+            lib = library(dtype, self.arch, "network")
+            layer_t, net_t = network_structs(TYPES[dtype][1])
+            keep = []  # the index tensors the structs point into, alive as long as the structs
+            descs = (layer_t * len(self.layers))()
+            for d, (kind, in_maps, in_side, out_maps, out_side, k, pairs, scale) in zip(descs, self.layers):
+                pair_out = torch.tensor([o for o, _ in pairs], dtype=torch.int32)
+                pair_in = torch.tensor([i for _, i in pairs], dtype=torch.int32)
+                keep += [pair_out, pair_in]
+                d.kind, d.in_maps, d.in_side, d.out_maps, d.out_side, d.k, d.pairs = \
+                    kind, in_maps, in_side, out_maps, out_side, k, len(pairs)
+                d.pair_out, d.pair_in, d.pool_scale = pair_out.data_ptr(), pair_in.data_ptr(), scale
+            prototypes = self.prototypes.to(dtype).contiguous()
+            net = net_t(len(self.layers), prototypes.shape[1], int(self.config.loss == "ml"), paper.SQUASH_A,
+                        paper.SQUASH_S, float(self.config.j), ctypes.addressof(descs), prototypes.data_ptr())
+            work = torch.empty(lib.network_workspace(ctypes.byref(net)), dtype=dtype)
+            self._nets[dtype] = (lib, net, work, descs, prototypes, keep)
+        return self._nets[dtype][:3]
+
+    def _pointers(self, tensors, dtype, what):
+        if tensors.keys() != self.shapes.keys():
+            raise ValueError(f"native step: {what} must have the entries {sorted(self.shapes)}, got {sorted(tensors)}")
+        slots = (ctypes.c_void_p * len(self.order))()
+        for i, k in enumerate(self.order):
+            t = tensors[k]
+            if t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous() or tuple(t.shape) != self.shapes[k]:
+                raise ValueError(f"native step: {what}[{k!r}] must be a contiguous CPU {dtype} tensor of shape "
+                                 f"{self.shapes[k]}, got {t.dtype} {tuple(t.shape)} on {t.device}")
+            slots[i] = t.data_ptr()
+        return slots
+
+    def _check(self, x):
+        check_input(x, None, self.field, self.name)
+
+    def _block(self, lib, net, work, args):
+        return lib.network_block(ctypes.byref(net), *args, _ptr(work))
+
+    def _curvature(self, lib, net, work, args):
+        return lib.network_curvature(ctypes.byref(net), *args, _ptr(work))
 
 
 def adam_update(param, m, v, grad, batch, lr, betas, eps, corrections):

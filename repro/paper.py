@@ -59,6 +59,14 @@ TEST_ERROR_DISTORTED = 0.008
 TRAIN_ERROR = 0.0035
 ERROR_UNCERTAINTY = 0.001
 
+# Sec. III-C.7: LeNet-1, "about 100,000 multiply/add steps and about 2,600 free parameters"; its
+# layers are those of LeCun et al. (1990), which counts, as we recall that paper (not checked against
+# its text here: PAPER_NOTES.md, A26), 98,442 connections and 2,578 parameters.
+LENET1 = dict(params_about=2_600, connections_about=100_000, params_1990=2_578, connections_1990=98_442)
+# Sec. III-C.8: LeNet-4, "about 260,000 connections and ... about 17,000 free parameters" (its stated
+# layers cannot have both: PAPER_NOTES.md, A27).
+LENET4 = dict(params_about=17_000, connections_about=260_000)
+
 # Fig. 9: test error (fraction) of every classifier compared in Sec. III-C, by our row names; the
 # input version each used (Sec. III-A, repro/versions.py) is in repro/classical/'s METHODS and,
 # for the networks, in their configs. ../shared/paper_facts_comparison.md lists them with the text.
@@ -70,4 +78,30 @@ FIG9_ERROR = {
     "mlp-300-100": 0.0305, "mlp-300-100-dist": 0.025, "mlp-500-150": 0.0295, "mlp-500-150-dist": 0.0245,
     "lenet1": 0.017, "lenet4": 0.011, "lenet4-local": 0.011, "lenet4-knn": 0.011,
     "lenet5": TEST_ERROR, "lenet5-dist": TEST_ERROR_DISTORTED, "boosted-lenet4-dist": 0.007,
+}
+
+# Fig. 10 (Sec. III-D): fraction of the test patterns rejected to reach REJECTION_TARGET error
+# (the figure prints percent), by our row names; the rows it shows only. repro/rejection.py has the rule.
+REJECTION_TARGET = 0.005
+FIG10_REJECTION = {
+    "knn-deslant": 0.081, "tangent-distance": 0.019, "svm-poly4": 0.018, "mlp-300-deslant": 0.032,
+    "lenet1": 0.037, "lenet4": 0.018, "lenet4-local": 0.014, "lenet4-knn": 0.016, "boosted-lenet4-dist": 0.005,
+}
+
+# Figs. 11 and 12 (Sec. III-D): multiply-accumulates to recognise one size-normalised image, and
+# variables stored; the figures print thousands, stored here in units. Fig. 12 labels the V-SVM
+# "poly 5". The one Linear bar (4 thousand) fits the deslanted net, 400 x 10 (+ 10), not 784 x 10.
+FIG11_MACS = {
+    "linear": 4_000, "pairwise": 36_000, "knn-deslant": 24_000_000, "pca-quadratic": 39_000,
+    "rbf-network": 794_000, "tangent-distance": 20_000_000, "svm-poly4": 14_000_000, "rs-svm-poly5": 650_000,
+    "v-svm-poly9-dist": 28_000_000, "mlp-300-deslant": 123_000, "mlp-1000": 795_000, "mlp-300-100": 267_000,
+    "mlp-500-150": 469_000, "lenet1": 100_000, "lenet4": 260_000, "lenet4-local": 20_000_000,
+    "lenet4-knn": 10_000_000, "lenet5": 401_000, "boosted-lenet4-dist": 460_000,
+}
+FIG12_MEMORY = {
+    "linear": 4_000, "pairwise": 35_000, "knn-deslant": 24_000_000, "pca-quadratic": 40_000,
+    "rbf-network": 794_000, "tangent-distance": 25_000_000, "svm-poly4": 14_000_000, "rs-svm-poly5": 650_000,
+    "v-svm-poly9-dist": 28_000_000, "mlp-300-deslant": 123_000, "mlp-1000": 795_000, "mlp-300-100": 267_000,
+    "mlp-500-150": 469_000, "lenet1": 3_000, "lenet4": 17_000, "lenet4-local": 24_000_000,
+    "lenet4-knn": 24_000_000, "lenet5": 60_000, "boosted-lenet4-dist": 51_000,
 }

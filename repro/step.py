@@ -29,14 +29,14 @@ from torch.func import functional_call, grad_and_value
 
 from .config import Config
 from .loss import make_loss
-from .model import LeNet5
-from .native import NativeStep, NativeUnavailable, adam_update
+from .model import build
+from .native import NativeStep, NativeUnavailable, NetworkStep, adam_update
 from .native import fast as native_fast
 from .sdlm import hessian_diagonal
 
 BLOCK = 8  # patterns per compiled call: 4 gives 4,200/s, 8 gives 5,100/s, 16 no more (make bench, 1 core)
 _COMPILED = {}
-_NETWORK_FIELDS = ("activation", "subsampling", "subsampling_input", "c3", "output", "loss", "j")
+_NETWORK_FIELDS = ("network", "activation", "subsampling", "subsampling_input", "c3", "output", "loss", "j")
 
 
 def eager_step(template, loss_fn):
@@ -108,7 +108,7 @@ def make_step(config: Config, device="cpu", compile=True, native=True):
     "eager". Steps take blocks of any size; the compiled one is compiled for BLOCK patterns (and
     once more for a shorter last block). `native=False` skips the native step (to test the
     torch.compile one on a CPU)."""
-    template = LeNet5(config).to(device)
+    template = build(config).to(device)
     loss_fn = make_loss(config)
     if not compile:
         return TorchStep(eager_step(template, loss_fn), "eager", template, loss_fn), 0.0
@@ -118,7 +118,7 @@ def make_step(config: Config, device="cpu", compile=True, native=True):
     if native and torch.device(device).type == "cpu":
         t0 = time.perf_counter()
         try:
-            _COMPILED[key] = NativeStep(template)
+            _COMPILED[key] = NativeStep(template) if config.network == "lenet5" else NetworkStep(template)
             return _COMPILED[key], time.perf_counter() - t0
         except NativeUnavailable as e:
             warnings.warn(f"the native CPU step is unavailable ({e}); using torch.compile instead", RuntimeWarning)
@@ -128,7 +128,7 @@ def make_step(config: Config, device="cpu", compile=True, native=True):
     eps = {k: torch.zeros_like(p) for k, p in params.items()}
     t0 = time.perf_counter()
     try:
-        compiled(params, eps, torch.zeros(BLOCK, 1, 32, 32, device=device),
+        compiled(params, eps, torch.zeros(BLOCK, 1, template.field, template.field, device=device),
                  torch.zeros(BLOCK, dtype=torch.long, device=device))
     except Exception as e:  # noqa: BLE001 - whatever broke in the compiler, training can go on eagerly
         warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "

@@ -5,7 +5,8 @@ import torch
 
 from . import paper
 from .config import VARIANTS, get_config
-from .model import LeNet5
+from .model import LeNet5, Network
+from .config import Config
 from .layers import param_count
 from .prototypes import prototypes
 
@@ -15,10 +16,12 @@ def layer_rows(model):
 
     Connections are counted from geometry: each unit of an output map has fan-in weighted inputs plus
     one bias (if the layer has biases), times the number of units in that map."""
-    record, _ = model.trace(torch.zeros(1, 1, paper.INPUT_SIZE, paper.INPUT_SIZE))
+    record, _ = model.trace(torch.zeros(1, 1, model.field, model.field))
     rows = []
     for name, _, a in record:
         layer = getattr(model, name)
+        if isinstance(model, Network) and name == "output":
+            continue  # the place-code comparison is the loss's, not a layer of the 1990-1995 networks (A25)
         units_per_map = a[0, 0].numel() if a.dim() == 4 else 1
         bias = 1 if hasattr(layer, "bias") else 0
         rows.append(dict(layer=name.upper(), maps=a.shape[1], size=f"{a.shape[-1]}x{a.shape[-2]}" if a.dim() == 4 else "1",
@@ -88,10 +91,25 @@ def prototypes_md():
             + f"\nmin {int(off.min())}, median {off.median().item():g}, max {int(off.max())}\n")
 
 
+def network_layers_md(name, facts):
+    """A network of repro/networks.py layer by layer, its totals beside the paper's (`facts`: the
+    repro.paper dict of its stated counts; the paper gives no per-layer counts for these)."""
+    model = Network(Config(network=name))
+    rows = layer_rows(model)
+    rows.append(dict(layer="TOTAL", maps="", size="", params=sum(r["params"] for r in rows),
+                     connections=sum(r["connections"] for r in rows)))
+    stated = "; ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in facts.items())
+    return (f"# {name}: parameters and connections per layer (counted from the code)\n\n"
+            + markdown(rows, ("layer", "maps", "size", "params", "connections"))
+            + f"\nThe paper (PAPER_NOTES.md, A25-A27): {stated}.\n")
+
+
 TABLES = {
     "lenet5_layers.csv": lenet5_layers_csv,
     "lenet5_layers.md": lenet5_layers_md,
     "c3_connections.md": c3_connections_md,
     "variants.md": variants_md,
     "prototypes.md": prototypes_md,
+    "lenet1_layers.md": lambda: network_layers_md("lenet1", paper.LENET1),
+    "lenet4_layers.md": lambda: network_layers_md("lenet4", paper.LENET4),
 }

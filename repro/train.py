@@ -34,7 +34,8 @@ from . import paper
 from .config import Config
 from .distortions import distort, distorted_pool
 from .loss import make_loss
-from .model import LeNet5
+from .model import FeedForward, build
+from .networks import LENET5, get as get_network
 from .provenance import library_sha256, provenance
 from .sdlm import eps_stats, shared_curvature, step_sizes
 from .step import BLOCK, Adam, make_step
@@ -92,16 +93,38 @@ def evaluate(step, params, x, labels, batch=1000):
 
 
 def prepare_inputs(images, config: Config, train_images):
-    """The paper's scaling (-0.1 background, 1.175 ink) comes from repro.data; the input variants
+    """The paper's scaling (-0.1 background, 1.175 ink) comes from repro.data, and the networks whose
+    field is smaller than the padded 32x32 see its centre (crop); LeNet-5's input variants
     rescale it: "unit" maps pixels to [0, 1], "standardized" to zero mean and unit variance over the
     (padded) training images, both computed exactly (exact_moments)."""
     if config.input == "paper":
-        return images
+        return crop(images, config)
     unit = lambda t: (t + 0.1) / 1.275
     if config.input == "unit":
         return unit(images)
     mean, std = exact_moments(unit(train_images))
     return (unit(images) - mean) / std
+
+
+def crop(images, config: Config):
+    """The central field of the config's network: the 28x28 networks read the regular images
+    without LeNet-5's padding (distorted at 32x32 like LeNet-5's, then cropped)."""
+    side = input_side(config)
+    margin = (images.shape[-1] - side) // 2
+    return images[..., margin:margin + side, margin:margin + side] if margin > 0 else images
+
+
+def input_side(config: Config):
+    return paper.INPUT_SIZE if config.network == LENET5 else get_network(config.network).field
+
+
+def load_data(config: Config):
+    """The images a network reads: LeNet-5's padded regular set (also the source of the other regular
+    networks' fields), or another version in its network's field (repro/versions.py)."""
+    if config.network == LENET5 or get_network(config.network).version == "regular":
+        return mnist.load_mnist()
+    spec = get_network(config.network)
+    return mnist.load_field(spec.version, spec.field)
 
 
 def exact_moments(t):
@@ -163,7 +186,7 @@ class Run:
     pool_y: torch.Tensor
     order: torch.Tensor
     ordered: tuple  # (images, labels) of the training set in `order`, the same every pass (None with the paper's distortions)
-    model: LeNet5
+    model: FeedForward
     params: dict
     step: object  # the online step (repro.step), which also evaluates and estimates the curvature
     adam: Adam = None
@@ -205,7 +228,7 @@ def setup(config, seed, run_dir, data, device, compile, require_portable):
     """The run's data, network and step, resumed from its checkpoint where one exists."""
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
-    data = data or mnist.load_mnist()
+    data = data or load_data(config)
     if config.train_size > len(data["train_x"]):
         raise ValueError(f"config.train_size={config.train_size} but the training split holds only "
                          f"{len(data['train_x'])} images")
@@ -220,7 +243,7 @@ def setup(config, seed, run_dir, data, device, compile, require_portable):
     order = torch.randperm(len(pool_x), generator=torch.Generator().manual_seed(seed + ORDER)).to(device)
     ordered = (prepared["train_x"][order], prepared["train_y"][order]) if config.distortions != "paper" else None
 
-    model = LeNet5(config, seed=seed).to(device)
+    model = build(config, seed=seed).to(device)
     params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}  # the model's storage
     step, compile_seconds = make_step(config, device, compile)
     if require_portable and step.kind not in PORTABLE_STEPS:
@@ -244,7 +267,7 @@ def setup(config, seed, run_dir, data, device, compile, require_portable):
 
 def resume(run):
     """Load the run's checkpoint, refusing one from another config, seed or library source."""
-    ckpt = torch.load(run.checkpoint, map_location=run.params["c1.weight"].device, weights_only=True)
+    ckpt = torch.load(run.checkpoint, map_location=next(iter(run.params.values())).device, weights_only=True)
     stored = Config(**{**Config().to_dict(), **ckpt["config"]})  # a field added since then has its default
     if stored != run.config or ckpt["seed"] != run.seed:
         raise ValueError(f"{run.checkpoint} belongs to another config or seed; use another run directory")
