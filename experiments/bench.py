@@ -8,7 +8,8 @@ warm-up; build/compile time is reported separately. Also: the torch.compile step
 the CPU fallback without a C compiler), the aggregate of one native run per core side by side
 (`make reproduce` runs seeds that way), the Adam update of the `adam` ablation (mini-batches of 64,
 native against eager torch.optim), evaluation throughput (70,000 images, as after each pass,
-with the native forward pass as training uses it), the opt-in CPU-specific native build
+with the native forward pass as training uses it), the online step of each of the other networks
+of Sec. III-C (repro/networks.py, network_step.c) against its eager step, the opt-in CPU-specific native build
 (REPRO_NATIVE_FAST=1: what the portable arithmetic costs), and the CUDA step when a GPU is present. Writes
 results/bench/bench.json and README's bench block, and prints, last,
 `bench: online_samples_per_s=<N> eager_samples_per_s=<M> speedup=<N/M>x`. Only the full default run
@@ -95,6 +96,29 @@ def adam_throughput(native, seconds):
     return done / (time.perf_counter() - t0)
 
 
+def network_throughput(name, seconds):
+    """(native, eager) samples/s of the online step of one of repro/networks.py's networks, on real
+    patterns of its own input field with its first-pass SDLM step sizes, one thread."""
+    from repro.config import Config
+    from repro.model import build
+    from repro.step import make_step
+    from repro.sdlm import step_sizes
+    from repro.train import crop, load_data
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
+    config = Config(network=name)
+    d = load_data(config)
+    x, y = crop(d["train_x"][:20_000], config), d["train_y"][:20_000]
+    rates = []
+    for native in (True, False):
+        params = {k: p.detach().requires_grad_(True) for k, p in build(config).named_parameters()}
+        step, _ = make_step(config, compile=native)
+        eps = step_sizes(step.curvature({k: p.detach() for k, p in params.items()}, x[:500], y[:500]), config.eta[0],
+                         config.mu)
+        rates.append(throughput(step, params, eps, x, y, seconds))
+    return tuple(rates)
+
+
 def _worker(args):
     return single(*args)[0]
 
@@ -144,6 +168,11 @@ def main():
     print(f"evaluation: {eval_rate:,.0f} images/s ({len(images):,} images in {len(images) / eval_rate:.1f} s, "
           f"{torch.get_num_threads()} threads)", flush=True)
 
+    from repro.networks import NETWORKS
+    networks = {name: network_throughput(name, args.seconds / 3) for name in NETWORKS}
+    for name, (native_rate, eager_rate) in networks.items():
+        print(f"{name}: {native_rate:,.0f} samples/s native, {eager_rate:,.0f} eager ({native_rate / eager_rate:.1f}x)",
+              flush=True)
     cuda = None
     if torch.cuda.is_available():
         config, _, params, eps, x, y, _ = setup("cuda")
@@ -157,11 +186,15 @@ def main():
                   torch_compile_seconds=torch_compile_seconds, parallel_processes=cores,
                   adam_native_samples_per_s=adam_native, adam_eager_samples_per_s=adam_eager,
                   parallel_model_samples_per_s=sum(per_process), eval_images_per_s=eval_rate,
-                  cuda_samples_per_s=cuda, seconds_per_measurement=args.seconds, **provenance("cpu"))
+                  cuda_samples_per_s=cuda, seconds_per_measurement=args.seconds,
+                  networks={n: dict(native_samples_per_s=a, eager_samples_per_s=b) for n, (a, b) in networks.items()},
+                  **provenance("cpu"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=1))
     print(f"wrote {out / 'bench.json'}")
     cuda_line = f"| CUDA online step | {cuda:,.0f} samples/s |\n" if cuda else ""
+    network_lines = "".join(f"| {n} (`make compare`), native and eager ({args.seconds / 3:g} s each) | {a:,.0f} and "
+                            f"{b:,.0f} samples/s ({a / b:.1f}x) |\n" for n, (a, b) in networks.items())
     if not scratch:
         update_block("bench", f"""Measured by `make bench` ({args.seconds:g} s per measurement) on {result['cpu_model']}, {cores} cores,
 torch {torch.__version__}, one thread per process; compilation and warm-up excluded:
@@ -178,7 +211,7 @@ torch {torch.__version__}, one thread per process; compilation and warm-up exclu
 | the same, eager autograd and torch.optim.Adam | {adam_eager:,.0f} samples/s |
 | {cores} runs side by side (one process per core) | {sum(per_process):,.0f} model-samples/s |
 | evaluation (70,000 images, batch 1,000) | {eval_rate:,.0f} images/s |
-{cuda_line}| build time of the native step (0 where this machine built it before) | {compile_seconds:.1f} s |
+{network_lines}{cuda_line}| build time of the native step (0 where this machine built it before) | {compile_seconds:.1f} s |
 | compile time of the torch.compile step | {torch_compile_seconds:.1f} s |
 """)
     print(f"bench: online_samples_per_s={online:.0f} eager_samples_per_s={eager:.0f} speedup={online / eager:.2f}x")

@@ -33,21 +33,39 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import cost_figures
 from readme import BLOCK, invocation, write, write_invocation
-from runner import ROOT, add_scratch_arg, at_least_one, confirm_outputs, keep_provenance, output_dirs, validated
+from runner import ROOT, add_scratch_arg, at_least_one, confirm_outputs, in_scratch, keep_provenance, output_dirs
 from repro import paper
 
 SEEDS = [0, 1, 2]
 LENET5 = {"lenet5": ("reproduce", "paper", "LeNet-5 (make reproduce)"),
           "lenet5-dist": ("distortions", "distortions", "LeNet-5 with distortions (make distortions)")}
-# the costliest first, so that the cores stay busy to the end (measured on the 2-core machine)
-ORDER = ["v-svm-poly9-dist", "rs-svm-poly5", "svm-poly4", "tangent-distance", "knn", "knn-deslant", "rbf-network",
-         "pca-quadratic", "pairwise", "linear", "linear-deslant"]
+# the costliest first, so that the cores stay busy to the end (measured on the 2-core machine); the
+# rows on LeNet-4's features wait for its training (a file lock), so they come after it
+ORDER = ["v-svm-poly9-dist", "boosted-lenet4-dist", "rs-svm-poly5", "mlp-1000-dist", "mlp-1000", "svm-poly4",
+         "tangent-distance", "mlp-500-150-dist", "mlp-500-150", "knn", "knn-deslant", "rbf-network", "lenet4",
+         "mlp-300-100-dist", "mlp-300-dist", "mlp-300-100", "mlp-300", "lenet1", "mlp-300-deslant", "pca-quadratic",
+         "pairwise", "linear", "linear-deslant", "lenet4-local", "lenet4-knn"]
+
+
+def rows():
+    """Every row make compare runs: the classical methods and the neural ones."""
+    from repro import combinations, networks
+    from repro.classical import METHODS
+    return [*METHODS, *networks.ROWS, *combinations.COMBINED]
 
 
 def seeds(name):
-    from repro.classical import get
-    return SEEDS if get(name).randomised else [0]
+    """Randomised rows (K-means, distortions, every network's initial weights) run SEEDS; the others seed 0."""
+    from repro.classical import METHODS, get
+    return SEEDS if name not in METHODS or get(name).randomised else [0]
+
+
+def shares_work(name):
+    """Whether a row's later seeds wait on work its first seed does (the virtual SVs' first SVM)."""
+    from repro.classical import METHODS, get
+    return name in METHODS and get(name).shares_work
 
 
 def run_dir(runs, name, seed):
@@ -55,31 +73,41 @@ def run_dir(runs, name, seed):
 
 
 def run_one(job):
-    """Train and score one method for one seed in this process; write its scores and result.json;
-    return the name of its run directory (the method, or a finding's label), the seed and the seconds.
-    A job's optional fourth element changes the row (compare_findings.py): `version`, `train_size`
-    (the first that many training images) and the method's options."""
+    """Train and score one row for one seed in this process; write its test scores and result.json;
+    return the name of its run directory (the row, or a finding's label), the seed and the seconds.
+    A job's optional fourth element changes the row (compare_findings.py): for a classical row
+    `version`, `train_size` (the first that many training images) and the method's options; for a
+    network the fields of its config."""
     name, seed, where, change = (*job, {})[:4]
     import torch
-    from repro import classical, versions
+    from repro import classical, combinations, versions
+    from repro.rejection import rejection_to_reach
     torch.set_num_threads(1)
     where = Path(where)
     if (where / "result.json").exists():
         return where.parent.name, seed, None
-    change = dict(change)
-    version, size = change.pop("version", None) or classical.get(name).version, change.pop("train_size", None)
-    data = versions.load(version)
     t0 = time.perf_counter()
-    model = classical.fit(name, data["train_x"][:size], data["train_y"][:size], seed,
-                          cache_dir=where.parent.parent / "shared", version=version, **change)
+    if name in classical.METHODS:
+        change = dict(change)
+        version, size = change.pop("version", None) or classical.get(name).version, change.pop("train_size", None)
+        data = versions.load(version)
+        model = classical.fit(name, data["train_x"][:size], data["train_y"][:size], seed,
+                              cache_dir=where.parent.parent / "shared", version=version, **change)
+        test_x, test_y = data["test_x"], data["test_y"]
+        check = lambda images: classical.scores(name, model, images, version)
+    else:
+        model, test_x, test_y, version = combinations.fit(name, seed, where, not in_scratch(where), **change)
+        check = model.scores
     fit_seconds = time.perf_counter() - t0
-    s = classical.scores(name, model, data["test_x"], version)
+    s = check(test_x)
     score_seconds = time.perf_counter() - t0 - fit_seconds
     predicted = s.argmax(1)
     result = dict(method=name, seed=seed, version=version,
-                  test_error=float((predicted != data["test_y"]).double().mean()),
-                  test_misses=int((predicted != data["test_y"]).sum()), fit_seconds=round(fit_seconds, 2),
-                  score_seconds=round(score_seconds, 2), parameters=int(model.parameters()))
+                  test_error=float((predicted != test_y).double().mean()),
+                  test_misses=int((predicted != test_y).sum()), rejection=rejection_to_reach(s, test_y),
+                  fit_seconds=round(fit_seconds, 2), score_seconds=round(score_seconds, 2),
+                  ms_per_digit=round(1000 * score_seconds / len(test_x), 4),
+                  parameters=int(model.parameters()), macs=int(model.macs()))
     where.mkdir(parents=True, exist_ok=True)
     np.save(where / "scores.npy", s.numpy())
     save_result(where, result)
@@ -92,7 +120,7 @@ def save_result(where, result):
     from repro.provenance import provenance
     where = Path(where)
     where.mkdir(parents=True, exist_ok=True)
-    (where / "meta.json").write_text(json.dumps(dict(result, **provenance("cpu"), **code_hashes()), indent=1))
+    (where / "meta.json").write_text(json.dumps({**result, **provenance("cpu"), **code_hashes()}, indent=1))
     (where / "result.json.tmp").write_text(json.dumps(result))
     os.replace(where / "result.json.tmp", where / "result.json")
 
@@ -128,14 +156,31 @@ def run_all(jobs, workers, run=run_one):
 
 
 def lenet_rows():
-    """The LeNet-5 rows: the last pass of each seed in the committed results of the two targets."""
+    """The LeNet-5 rows: the last pass of each seed in the committed results of the two targets, with
+    the rejection of Fig. 10 from each seed's committed weights and the counts of Figs. 11-12."""
+    import torch
+    from repro import combinations, data
+    from repro.config import Config
+    from repro.layers import param_count
+    from repro.model import LeNet5
+    from repro.rejection import rejection_to_reach
+    test = data.load_mnist()
     rows = []
     for name, (experiment, variant, _) in LENET5.items():
         m = pd.read_csv(ROOT / "results" / experiment / "metrics.csv")
         last = m[m.variant == variant].groupby("seed").tail(1)
         for r in last.itertuples():
+            run = ROOT / "results" / experiment / "runs" / f"{variant}_seed{r.seed}"
+            config = Config(**{k: v for k, v in json.loads((run / "config.json").read_text()).items() if k != "seed"})
+            model = LeNet5(config)
+            model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
+            s = combinations.scores(model, test["test_x"])
+            if int((s.argmax(1) != test["test_y"]).sum()) != r.test_misses:
+                sys.exit(f"{run}/model.pt does not give the {r.test_misses} test misses its metrics.csv records")
             rows.append(dict(method=name, seed=r.seed, version="regular (32x32 field)", test_error=r.test_error,
-                             test_misses=r.test_misses, fit_seconds=None, score_seconds=None, parameters=None))
+                             test_misses=r.test_misses, rejection=rejection_to_reach(s, test["test_y"]),
+                             fit_seconds=None, score_seconds=None, ms_per_digit=None,
+                             parameters=param_count(model), macs=combinations.connections(model)))
     return rows
 
 
@@ -154,28 +199,39 @@ def agreement(m):
 
 def render(results_dir):
     """table.md and README's comparison block, from metrics.csv and invocation.json only."""
+    from repro import combinations
     from repro.classical import METHODS
     m = pd.read_csv(Path(results_dir) / "metrics.csv")
     wall = invocation(results_dir)["wall_seconds"]
-    lines = ["# The comparison of Fig. 9: classical classifiers and LeNet-5\n",
+    lines = ["# The comparison of Fig. 9: classical classifiers, the other networks and LeNet-5\n",
              "Generated by `make compare`. Test error on the 10,000 test images, mean ± standard deviation over "
              "seeds where the method is randomised (one seed otherwise). The paper's figures are Fig. 9's, "
              f"whose caption gives their uncertainty as about {paper.ERROR_UNCERTAINTY:.1%}. \"time\" is training "
-             "plus scoring the test set, one core. The LeNet-5 rows are read from `make reproduce` and "
-             "`make distortions`.\n",
-             "| method | what it is | data | seeds | test error | paper | difference (points) | time |",
-             "|---|---|---|---|---|---|---|---|"]
+             "plus scoring the test set, one core; \"per digit\" is the scoring alone, divided by 10,000. The "
+             "LeNet-5 rows are read from `make reproduce` and `make distortions`.\n",
+             "| method | what it is | data | seeds | test error | paper | difference (points) | time | per digit |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in [n for n in paper.FIG9_ERROR if n in set(m.method)]:
         g = m[m.method == name]
-        what = METHODS[name].what if name in METHODS else LENET5[name][2]
+        what = METHODS[name].what if name in METHODS else LENET5[name][2] if name in LENET5 else combinations.what(name)
         sd = f" ± {g.test_error.std():.2%}" if len(g) > 1 else ""
         minutes = (g.fit_seconds + g.score_seconds).mean() / 60
         time_cell = "–" if math.isnan(minutes) else f"{minutes:.1f} min"
+        per_digit = "–" if g.ms_per_digit.isna().all() else f"{g.ms_per_digit.mean():.3g} ms"
         lines.append(f"| {name} | {what} | {g.version.iloc[0]} | {len(g)} | {g.test_error.mean():.2%}{sd} | "
-                     f"{paper.FIG9_ERROR[name]:.2%} | {100 * (g.test_error.mean() - paper.FIG9_ERROR[name]):+.2f} | {time_cell} |")
-    text = "\n".join(lines) + f"\n\n{agreement(m)}\n\nThis invocation took {wall / 60:.1f} min of wall time (cached runs are read, not recomputed).\n"
-    return {"table.md": text,
-            BLOCK + "comparison": text.split("\n", 1)[1] + "\n![Fig. 9](results/compare/fig9_comparison.png)\n"}
+                     f"{paper.FIG9_ERROR[name]:.2%} | {100 * (g.test_error.mean() - paper.FIG9_ERROR[name]):+.2f} | "
+                     f"{time_cell} | {per_digit} |")
+    costs = ["\n## Rejection, operations and memory (Figs. 10-12)\n",
+             f"Rejection: the share of the test patterns whose top-two score gap falls below a threshold raised until "
+             f"the accepted ones have at most {paper.REJECTION_TARGET:.1%} error (mean over seeds). MACs: "
+             "multiply-accumulates to recognise one image, and memory: the numbers stored to do it, both counted "
+             "from our models' data structures (a network's connections and parameters, as its tables count them).\n",
+             *cost_figures.cost_table(per_method(m))]
+    text = "\n".join(lines) + f"\n\n{agreement(m)}\n" + "\n".join(costs) + \
+        f"\n\nThis invocation took {wall / 60:.1f} min of wall time (cached runs are read, not recomputed).\n"
+    figures = "".join(f"\n![{f}](results/compare/{f}.png)\n" for f in
+                      ("fig9_comparison", "fig10_rejection", "fig11_macs", "fig12_memory"))
+    return {"table.md": text, BLOCK + "comparison": text.split("\n", 1)[1] + figures}
 
 
 def plot(m, path):
@@ -215,25 +271,25 @@ def versions_figure(path, count=8):
 
 
 def main():
-    from repro.classical import METHODS, get
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), metavar="METHOD")
+    ap.add_argument("--methods", nargs="+", default=rows(), metavar="METHOD")
     ap.add_argument("--workers", type=at_least_one, default=None)
     add_scratch_arg(ap)
     args = ap.parse_args()
-    validated(ap, lambda: [get(n) for n in args.methods])
-    scratch = args.scratch or args.methods != list(METHODS)
+    unknown = [n for n in args.methods if n not in rows()]
+    if unknown:
+        ap.error(f"unknown method {unknown[0]!r}; methods: {', '.join(rows())}")
+    scratch = args.scratch or args.methods != rows()
     out, runs = output_dirs("compare", scratch)
     confirm_outputs("make compare", scratch, out, runs)
     from repro import data
     data.ensure_mnist()
     # a seed that waits for work its first seed shares (the virtual SVs' first SVM) goes after the rest
     jobs = sorted([(n, s, str(run_dir(runs, n, s))) for n in args.methods for s in seeds(n)],
-                  key=lambda j: (get(j[0]).shares_work and j[1] != seeds(j[0])[0], ORDER.index(j[0]), j[1]))
+                  key=lambda j: (shares_work(j[0]) and j[1] != seeds(j[0])[0], ORDER.index(j[0]), j[1]))
     t0 = time.time()
     run_all(jobs, args.workers)
-    rows = [json.loads((Path(where) / "result.json").read_text()) for _, _, where in jobs] + lenet_rows()
-    m = pd.DataFrame(rows)
+    m = pd.DataFrame([json.loads((Path(where) / "result.json").read_text()) for _, _, where in jobs] + lenet_rows())
     m["paper_error"] = m.method.map(paper.FIG9_ERROR)
     order = {n: i for i, n in enumerate(paper.FIG9_ERROR)}
     m = m.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
@@ -243,10 +299,21 @@ def main():
         keep_provenance(where, out / "runs" / f"{name}_seed{seed}")
     write_invocation(out, time.time() - t0)
     plot(m, out / "fig9_comparison.png")
+    costs = per_method(m)
+    cost_figures.fig10(costs, out / "fig10_rejection.png")
+    cost_figures.fig11(costs, out / "fig11_macs.png")
+    cost_figures.fig12(costs, out / "fig12_memory.png")
     versions_figure(out / "versions.png")
     texts = render(out)
     write(out, texts, readme=not scratch)
     print(texts["table.md"])
+
+
+def per_method(m):
+    """One row per method for Figs. 10-12: the mean rejection over seeds, the counts (the same for
+    every seed of a network; the mean for the classifiers whose size depends on the seed)."""
+    g = m.groupby("method", sort=False)
+    return pd.DataFrame(dict(rejection=g.rejection.mean(), macs=g.macs.mean(), memory=g.parameters.mean())).reset_index()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`make compare-findings`: where a row of `make compare` misses the paper's figure, what changes
 it. Each finding changes one thing of one row (the data version, k, the units, the kernel, the
-number of training images) and measures the test error again; the row itself keeps the text's
+number of training images; for a network one field of its recipe) and measures the test error again; the row itself keeps the text's
 reading (results/compare/). These are explanations, not choices: nothing here feeds back into a
 row, so looking at the test set is what they are for.
 
@@ -71,6 +71,16 @@ def findings():
          dict(whiten=False)),
         ("pca-quadratic_linear", "pca-quadratic", "pca-quadratic", "inputs", "with the 40 linear terms (861 inputs)",
          dict(linear_terms=True)),
+        # the networks: one field of the recipe (repro.config.Config) changed, seed 0
+        ("mlp-300_eq8", "mlp-300", "mlp-300", "loss", "eq. 8: the mean-squared error to the place code, seed 0",
+         dict(loss="ml")),
+        ("mlp-300_init", "mlp-300", "mlp-300", "initialisation", "the text's +-2.4/F initialisation, seed 0",
+         dict(init_fan_power=1.0)),
+        ("mlp-300_passes", "mlp-300", "mlp-300", "passes", "10 passes (the text's lower end), seed 0", dict(passes=10)),
+        ("mlp-1000_eq8", "mlp-1000", "mlp-1000", "loss", "eq. 8: the mean-squared error to the place code, seed 0",
+         dict(loss="ml")),
+        ("lenet4_eq8", "lenet4", "lenet4", "loss", "eq. 8: the mean-squared error to the place code, seed 0",
+         dict(loss="ml")),
     ]
 
 

@@ -71,3 +71,15 @@ def get(name):
 def place_code(classes=10):
     """The targets of the 10 output units: +1 for the class's own unit, -1 for the others."""
     return 2 * torch.eye(classes) - 1
+
+
+# The rows of Fig. 9 (repro.paper.FIG9_ERROR's names) that one trained network makes: its network
+# and distortions ("paper": LeNet-5's distorted training set of 600,000 patterns, Sec. III-C).
+ROWS = {
+    "mlp-300": ("mlp-300", "none"), "mlp-300-dist": ("mlp-300", "paper"), "mlp-300-deslant": ("mlp-300-deslant", "none"),
+    "mlp-1000": ("mlp-1000", "none"), "mlp-1000-dist": ("mlp-1000", "paper"),
+    "mlp-300-100": ("mlp-300-100", "none"), "mlp-300-100-dist": ("mlp-300-100", "paper"),
+    "mlp-500-150": ("mlp-500-150", "none"), "mlp-500-150-dist": ("mlp-500-150", "paper"),
+    "lenet1": ("lenet1", "none"), "lenet4": ("lenet4", "none"),
+}
+

@@ -70,10 +70,10 @@ def _hash_file(h, name, path):
 
 
 def library_sha256(library=LIBRARY):
-    """sha256 over the library's source files (repro/*.py, repro/*.c) and pyproject.toml beside it:
+    """sha256 over the library's source files (repro/*.py, *.c, *.h) and pyproject.toml beside it:
     the code that computes the numbers, whatever git knows about it."""
     library = Path(library)
-    files = sorted(list(library.glob("*.py")) + list(library.glob("*.c")))
+    files = sorted(p for pattern in ("*.py", "*.c", "*.h") for p in library.glob(pattern))
     project = library.parent / "pyproject.toml"
     if project.exists():
         files.append(project)

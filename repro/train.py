@@ -224,6 +224,22 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
     return run.metrics
 
 
+def trained(config: Config, seed: int, run_dir, data=None, require_portable=False, progress=None, label=None):
+    """The network a finished run in `run_dir` left (trained, or its training resumed, first): the
+    config's network with its final weights. Several processes may ask for the same run (LeNet-4's
+    for its own row and for the rows built on its features): a file lock has them train it once."""
+    import fcntl
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "train.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        train(config, seed, run_dir, data, progress=progress, label=label, eval_train="last",
+              require_portable=require_portable)
+    model = build(config)
+    model.load_state_dict(torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"])
+    return model
+
+
 def setup(config, seed, run_dir, data, device, compile, require_portable):
     """The run's data, network and step, resumed from its checkpoint where one exists."""
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -51,14 +51,19 @@ def centre_of_mass(x: torch.Tensor):
 
 def slant(images: torch.Tensor) -> torch.Tensor:
     """mu11 / mu02 of each image's ink (grey levels as mass, y downwards): the horizontal shift per
-    row that the principal axis makes. float64 (N,). An empty image has slant 0."""
+    row that the principal axis makes. float64 (N,). An empty image has slant 0.
+
+    The central moments come from raw moments that are exact integer sums (grey levels times pixel
+    coordinates, all below 2^53), so the result does not depend on the order in which a CPU's
+    vector code adds them: the same bits on every machine."""
     x = images.to(torch.float64)
     _, h, w = x.shape
-    ybar, xbar = centre_of_mass(x)
-    dy = torch.arange(h, dtype=torch.float64).view(1, h, 1) - ybar
-    dx = torch.arange(w, dtype=torch.float64).view(1, 1, w) - xbar
-    mu11 = (x * dx * dy).sum((1, 2))
-    mu02 = (x * dy * dy).sum((1, 2))
+    ys = torch.arange(h, dtype=torch.float64).view(1, h, 1)
+    xs = torch.arange(w, dtype=torch.float64).view(1, 1, w)
+    s, sx, sy = x.sum((1, 2)), (x * xs).sum((1, 2)), (x * ys).sum((1, 2))
+    sxy, syy = (x * xs * ys).sum((1, 2)), (x * ys * ys).sum((1, 2))
+    mass = s.clamp_min(1)
+    mu11, mu02 = sxy - sx * sy / mass, syy - sy * sy / mass
     return torch.where(mu02 > 0, mu11 / mu02.clamp_min(1e-12), torch.zeros_like(mu02))
 
 
@@ -88,11 +93,29 @@ def deslant(images: torch.Tensor) -> torch.Tensor:
 
 
 def reduce16(images: torch.Tensor) -> torch.Tensor:
-    """The 16x16 version: the 20x20 box reduced with an antialiased bilinear filter, (N, 16, 16) uint8."""
+    """The 16x16 version: the 20x20 box reduced with an antialiased bilinear (triangle) filter, (N, 16,
+    16) uint8. The filter is applied row by row and column by column as a fixed sequence of
+    elementwise multiply-adds (filter_weights), each rounded once, so that no CPU's kernels enter the
+    result."""
     check(images)
-    box = images[:, BOX, BOX].to(torch.float64).unsqueeze(1)
-    out = F.interpolate(box, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
-    return out.squeeze(1).round().clamp(0, 255).to(torch.uint8)
+    box = images[:, BOX, BOX].to(torch.float64)
+    weights = filter_weights(box.shape[-1], 16)
+    rows = torch.stack([sum(w * box[:, j] for j, w in enumerate(weights[i])) for i in range(16)], 1)
+    out = torch.stack([sum(w * rows[:, :, j] for j, w in enumerate(weights[i])) for i in range(16)], 2)
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def filter_weights(size, out):
+    """(out, size) float64: the antialiased bilinear reduction of `size` samples to `out` (PyTorch's
+    F.interpolate(..., mode="bilinear", antialias=True, align_corners=False)): a triangle of
+    half-width size / out around each output's centre, normalised to sum 1, from Python floats."""
+    scale = size / out
+    table = []
+    for i in range(out):
+        centre = (i + 0.5) * scale
+        raw = [max(0.0, 1 - abs((j + 0.5 - centre) / scale)) for j in range(size)]
+        table.append([v / sum(raw) for v in raw])
+    return torch.tensor(table, dtype=torch.float64)
 
 
 def make(version: str, images: torch.Tensor) -> torch.Tensor:

@@ -266,7 +266,14 @@ def test_findings_change_rows_that_exist_with_options_their_methods_take():
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
     import compare_findings
+    from dataclasses import fields
+    from repro.config import Config
+    from repro.networks import ROWS
     for label, row, name, _, _, change in compare_findings.findings():
+        if name in ROWS:  # a network: fields of its config, which must accept them
+            assert row == name and set(change) <= {f.name for f in fields(Config)}, label
+            Config(network=ROWS[name][0], **change)
+            continue
         method = classical.get(name)
         classical.get(row)
         options = set(change) - {"version", "train_size"}
@@ -292,6 +299,19 @@ def test_make_compare_refuses_a_cached_run_that_other_code_made(tmp_path):
         compare.run_all(jobs, 1)
 
 
+def test_a_finished_job_records_its_result_provenance_and_code(tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import compare
+    compare.save_result(tmp_path / "run", dict(method="knn", seed=0, test_error=0.03))
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert json.loads((tmp_path / "run" / "result.json").read_text()) == dict(method="knn", seed=0, test_error=0.03)
+    assert meta["test_error"] == 0.03 and meta["git_commit"] and meta.items() >= compare.code_hashes().items()
+    assert compare.stale([("knn", 0, str(tmp_path / "run"))]) == []
+
+
 # ---- multiply-accumulates per image (Fig. 11) ---------------------------------------------------------
 def test_macs_of_the_linear_family_are_one_per_weight_and_product():
     x, y = blobs(300, 28)
@@ -312,7 +332,9 @@ def test_macs_of_the_memory_based_methods():
     solve = sum((m - k) ** 2 for k in range(1, m)) + m * (m - 1)  # elimination, two triangular solves
     per_candidate = m * m * p + m * p + m * p + solve + p + m  # Gram, rhs, residual, solve, |residual|^2, spring
     query_tangents = 2 * 5 * p + 5 * 2 * p  # two 5-tap blur passes; rotation, scaling, 2 hyperbolic, thickness
-    assert tangent.TangentDistance(x16, y16, candidates=5).macs() == 30 * p + query_tangents + 5 * per_candidate
+    td = tangent.TangentDistance(x16, y16, candidates=5)
+    assert td.macs() == 30 * p + query_tangents + 5 * per_candidate
+    assert td.parameters() == 30 * p * (1 + 7)  # the images and their 7 tangents each
 
 
 def test_macs_of_the_svms_count_support_vectors_and_pairs(small_svm):

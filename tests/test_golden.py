@@ -29,6 +29,13 @@ CASES = {  # name: (variant, overrides): a few thousand patterns, one curvature 
     "standardized-input-exact-boundary": ("standardized-input", dict(train_size=1000, passes=1, hessian_samples=100,
                                                                       boundary="exact")),
     "modern-adam": ("modern", dict(train_size=1000, passes=1)),
+    # the other networks of Sec. III-C (network_step.c), each on its own input
+    "lenet1": ("paper", dict(network="lenet1", train_size=1000, passes=1, hessian_samples=100)),
+    "lenet4-distortions": ("paper", dict(network="lenet4", distortions="paper", train_size=300, passes=1,
+                                         hessian_samples=100)),
+    "mlp-300-100": ("paper", dict(network="mlp-300-100", train_size=1000, passes=1, hessian_samples=100)),
+    "mlp-300-deslant-eq8": ("paper", dict(network="mlp-300-deslant", loss="ml", train_size=1000, passes=1,
+                                          hessian_samples=100)),
 }
 TIMING = ("seconds", "eval_seconds", "samples_per_s")
 
@@ -44,13 +51,15 @@ def run_cases(tmp):
     """{case: {metric: value, ..., "weights_sha256": ...}} from real trainings in folder `tmp`."""
     from repro import data as mnist
     from repro.config import get_config
-    from repro.train import train
+    from repro.train import load_data, train
     torch.set_num_threads(1)
     data = mnist.load_mnist()
     out = {}
     for name, (variant, overrides) in CASES.items():
         run_dir = Path(tmp) / name
-        (row,) = train(get_config(variant, **overrides), 0, run_dir, data, progress=None, require_portable=True)
+        config = get_config(variant, **overrides)
+        own = data if config.network in ("lenet5", "lenet4") else load_data(config)
+        (row,) = train(config, 0, run_dir, own, progress=None, require_portable=True)
         state = torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
         out[name] = {**{k: v for k, v in row.items() if k not in TIMING}, "weights_sha256": weights_sha256(state)}
     return out

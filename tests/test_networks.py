@@ -147,3 +147,29 @@ def test_fields_centre_the_digits():
     assert torch.equal(crop(to_field(mnist, 32), Config(network="mlp-300")), to_field(mnist, 28))
     with pytest.raises(ValueError, match="cannot be centred"):
         to_field(img, 27)
+
+
+@pytest.mark.parametrize("name", ["lenet4", "mlp-300-100"])
+def test_every_instruction_set_gives_the_same_bits(name):
+    """network_step.c built for each instruction set this CPU runs: identical curvature, weights
+    after 200 online steps, losses and penalties (tests/test_native.py does the same for LeNet-5)."""
+    import hashlib
+    from repro import native
+    from repro.sdlm import step_sizes
+    from test_native import ARCHS
+    config = Config(network=name)
+    g = torch.Generator().manual_seed(0)
+    model = build(config, seed=0)
+    x = torch.rand(200, 1, model.field, model.field, generator=g) * 1.275 - 0.1
+    y = torch.randint(0, 10, (200,), generator=g)
+    prints = set()
+    for arch in ARCHS:
+        params = {k: p.detach().clone() for k, p in model.named_parameters()}
+        step = native.NetworkStep(model, arch=arch)
+        h = step.curvature(params, x[:50], y[:50], "exact")
+        losses, penalties = step(params, step_sizes(h, config.eta[0], config.mu), x, y)
+        digest = hashlib.sha256()
+        for t in [*h.values(), *params.values(), losses, penalties]:
+            digest.update(t.numpy().tobytes())
+        prints.add(digest.hexdigest())
+    assert len(prints) == 1

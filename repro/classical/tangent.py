@@ -98,7 +98,9 @@ class TangentDistance:
         return out
 
     def parameters(self):
-        return self.train_x.numel()
+        """The stored images and their 7 tangent vectors each (computed once at training; train_p is
+        the images again as floats, not counted twice)."""
+        return self.train_x.numel() + self.train_t.numel()
 
     def macs(self):
         """The Euclidean prefilter over every stored image (one multiply-add per pixel each, as

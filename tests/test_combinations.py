@@ -1,0 +1,77 @@
+"""The neural rows of the comparison (repro/combinations.py): scores, counts, the classifiers on
+LeNet-4's features and the filtering that feeds boosting."""
+import torch
+
+from repro import combinations, networks
+from repro.config import Config
+from repro.model import Network
+from repro.step import make_step
+
+
+def lenet4(seed=0):
+    return Network(Config(network="lenet4"), seed)
+
+
+def images(n, seed=0):
+    return torch.rand(n, 1, 32, 32, generator=torch.Generator().manual_seed(seed)) * 1.275 - 0.1
+
+
+def test_scores_are_minus_the_native_penalties():
+    model, x = lenet4(), images(7)
+    step, _ = make_step(model.config)
+    penalties = step.forward({k: p.detach() for k, p in model.named_parameters()}, x)
+    s = combinations.scores(model, x, batch=3)
+    assert s.dtype == torch.float64 and torch.equal(s, -penalties.double())
+
+
+def test_features_are_what_the_last_layer_reads():
+    """The last layer, its squashing and the output on the features give the network's penalties."""
+    model, x = lenet4(), images(4)
+    f = combinations.features(model, x, batch=3)
+    assert f.shape == (4, 120) and next(model.parameters()).dtype == torch.float32
+    model = model.double()
+    with torch.no_grad():
+        assert torch.allclose(model.output(model.acts["f6"](model.f6(f))), model(x.double()))
+
+
+def test_feature_knn_counts():
+    model, x, y = lenet4(), images(30), torch.arange(30) % 10
+    knn = combinations.FeatureKNN(model, x, y, k=3)
+    assert knn.scores(images(5, 1)).shape == (5, 10)
+    net = combinations.TrainedNetwork(model)
+    assert knn.parameters() == net.parameters() - 1_210 + 30 * 120  # F6 replaced by the stored features
+    assert knn.macs() == net.macs() - 1_210 + 30 * 120
+
+
+def test_feature_knn_finds_the_nearest_pattern():
+    """A training pattern among the queries is its own nearest neighbour: with k=1 its class wins."""
+    model, x, y = lenet4(), images(40), torch.arange(40) % 10
+    knn = combinations.FeatureKNN(model, x, y, k=1)
+    assert torch.equal(knn.scores(x[:12]).argmax(1), y[:12])
+
+
+def test_local_learning_fits_its_neighbourhood():
+    """Features that a linear map separates: the local fit on the neighbours recovers the class."""
+    model = lenet4()
+    local = combinations.LocalLearning(model, images(20), torch.arange(20) % 10, k=50, ridge=1e-3)
+    g = torch.Generator().manual_seed(1)
+    local.train_f = torch.randn(300, 120, generator=g, dtype=torch.float64)
+    local.train_y = (local.train_f @ torch.randn(120, 10, generator=g, dtype=torch.float64)).argmax(1)
+    assert (local.classify(local.train_f[:40]).argmax(1) == local.train_y[:40]).float().mean() >= 0.9
+    d = 121
+    assert local.macs() == combinations.FeatureKNN.macs(local) + 50 * d * (d + 10) + d ** 3 // 3 + 10 * d * d + 10 * d
+
+
+def test_filtered_set_fills_its_quotas_in_stream_order():
+    originals = images(100)
+    labels = torch.arange(100) % 10
+    kind = lambda x, y: y % 3  # kinds 0, 1, 2; kind 2 is dropped
+    x, y = combinations.filtered_set(originals, labels, kind, {0: 50, 1: 70}, torch.Generator().manual_seed(0))
+    assert len(x) == 120 and (y % 3 == 0).sum() == 50 and (y % 3 == 1).sum() == 70
+    assert x.shape[1:] == (1, 32, 32)
+
+
+def test_rows_are_fig9_rows():
+    from repro import paper
+    assert set(networks.ROWS) | set(combinations.COMBINED) <= set(paper.FIG9_ERROR)
+    assert all(combinations.what(r) for r in [*networks.ROWS, *combinations.COMBINED])
