@@ -126,7 +126,7 @@ class Network(FeedForward):
     """One of repro/networks.py's networks: its layers, each squashed by the scaled tanh, and the
     place-code output (a Euclidean RBF on the last 10 units: argmin = the largest unit)."""
 
-    def __init__(self, config: Config = Config(network="lenet1"), seed: int = 0):
+    def __init__(self, config: Config, seed: int = 0):
         super().__init__()
         self.config, spec = config, networks.get(config.network)
         self.field = spec.field

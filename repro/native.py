@@ -171,6 +171,7 @@ class NativeStep:
         self.pair_out = torch.tensor([m for m, _ in pairs], dtype=torch.int32)
         self.pair_in = torch.tensor([i for _, i in pairs], dtype=torch.int32)
         self.shapes = {k: tuple(p.shape) for k, p in template.named_parameters()}
+        self.order = SLOTS  # the C code's slot of each parameter; a slot the network lacks stays NULL
         unknown = set(self.shapes) - set(SLOTS)
         if unknown:
             raise NativeUnavailable(f"the native code has no slot for parameters {sorted(unknown)}")
@@ -197,12 +198,12 @@ class NativeStep:
         """The C array of parameter slots, after checking names, shapes, number type and layout."""
         if tensors.keys() != self.shapes.keys():
             raise ValueError(f"native step: {what} must have the entries {sorted(self.shapes)}, got {sorted(tensors)}")
-        slots = (ctypes.c_void_p * len(SLOTS))()
+        slots = (ctypes.c_void_p * len(self.order))()
         for k, t in tensors.items():
             if t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous() or tuple(t.shape) != self.shapes[k]:
                 raise ValueError(f"native step: {what}[{k!r}] must be a contiguous CPU {dtype} tensor of shape "
                                  f"{self.shapes[k]}, got {t.dtype} {tuple(t.shape)} on {t.device}")
-            slots[SLOTS.index(k)] = t.data_ptr()
+            slots[self.order.index(k)] = t.data_ptr()
         return slots
 
     def _check(self, x):
@@ -292,7 +293,7 @@ def describe(template):
 
 class NetworkStep(NativeStep):
     """NativeStep's entry points for the networks of repro/networks.py (network_step.c): the same
-    signatures, the parameters passed as (weight, bias) per layer from input to output."""
+    signatures, the parameters passed as (weight, bias) per layer from input to output (`order`)."""
 
     def __init__(self, template, arch="default"):
         self.config, self.arch, self.field = template.config, arch, template.field
@@ -327,18 +328,6 @@ class NetworkStep(NativeStep):
             work = torch.empty(lib.network_workspace(ctypes.byref(net)), dtype=dtype)
             self._nets[dtype] = (lib, net, work, descs, prototypes, keep)
         return self._nets[dtype][:3]
-
-    def _pointers(self, tensors, dtype, what):
-        if tensors.keys() != self.shapes.keys():
-            raise ValueError(f"native step: {what} must have the entries {sorted(self.shapes)}, got {sorted(tensors)}")
-        slots = (ctypes.c_void_p * len(self.order))()
-        for i, k in enumerate(self.order):
-            t = tensors[k]
-            if t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous() or tuple(t.shape) != self.shapes[k]:
-                raise ValueError(f"native step: {what}[{k!r}] must be a contiguous CPU {dtype} tensor of shape "
-                                 f"{self.shapes[k]}, got {t.dtype} {tuple(t.shape)} on {t.device}")
-            slots[i] = t.data_ptr()
-        return slots
 
     def _check(self, x):
         check_input(x, None, self.field, self.name)
