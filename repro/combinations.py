@@ -12,6 +12,7 @@ classifier has scores(images) (largest wins), parameters() and macs(), as repro/
   net 3 on 60,000 fresh distorted patterns on which nets 1 and 2 disagree; the three outputs added
   (A29).
 """
+import copy
 from pathlib import Path
 
 import torch
@@ -49,13 +50,12 @@ def connections(model: FeedForward):
 @torch.no_grad()
 def features(model: FeedForward, images, batch=5_000):
     """What the last layer of `model` reads (LeNet-4: the 120 squashed F5 outputs), float64 (N, units)."""
-    model = model.double()
+    model = copy.deepcopy(model).double()  # a float64 copy: the caller's network keeps its number type
     last = model.layer_names[-2]
     out = []
     for i in range(0, len(images), batch):
         record, _ = model.trace(images[i:i + batch].double())
         out.append(next(x for name, x, _ in record if name == last).flatten(1))
-    model.float()
     return torch.cat(out)
 
 

@@ -75,6 +75,18 @@ static real *patch(const Layer *L, real *X, int m, int t) {
     return X + ((long)m * L->k * L->k + t) * units_per_map(L);
 }
 
+/* The patches' terms G (as X's layout) added back onto the input maps `out` (zeroed first): the
+   gradient, or the curvature, of the input of a convolution. */
+static void col2im(const Layer *L, real *G, real *out) {
+    int k = L->k, s = L->out_side;
+    memset(out, 0, inputs(L) * sizeof(real));
+    for (int m = 0; m < L->in_maps; m++)
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++)
+                for (int r = 0; r < s; r++)
+                    axpy(1, patch(L, G, m, i * k + j) + r * s, out + (m * L->in_side + r + i) * L->in_side + j, s);
+}
+
 static void conv_forward(const Layer *L, const real *in, const real *w, const real *bias, Buffers *b) {
     int k = L->k, s = L->out_side, n = units_per_map(L), kk = k * k;
     for (int m = 0; m < L->in_maps; m++)
@@ -147,7 +159,7 @@ static inline void apply(real *dst, const real *e, long i, real g) {
    (NULL for the first layer: the image needs none) through its weights before they change. */
 static void conv_backward(const Layer *L, const real *w, real *dw, real *db, const real *ew,
                           const real *eb, Buffers *b, real *g_in) {
-    int k = L->k, kk = k * k, s = L->out_side, n = units_per_map(L);
+    int kk = L->k * L->k, n = units_per_map(L);
     real *da = b->g;
     for (int o = 0; o < L->out_maps; o++) apply(db, eb, o, sum(da + o * n, n));
     if (g_in) {
@@ -163,12 +175,7 @@ static void conv_backward(const Layer *L, const real *w, real *dw, real *db, con
                 axpys(patch(L, b->G, m, t), n, count, wt, from);
             }
         }
-        memset(g_in, 0, inputs(L) * sizeof(real));  /* col2im */
-        for (int m = 0; m < L->in_maps; m++)
-            for (int i = 0; i < k; i++)
-                for (int j = 0; j < k; j++)
-                    for (int r = 0; r < s; r++)
-                        axpy(1, patch(L, b->G, m, i * k + j) + r * s, g_in + (m * L->in_side + r + i) * L->in_side + j, s);
+        col2im(L, b->G, g_in);
     }
     const real *x[kk];
     real g[kk];
@@ -260,7 +267,7 @@ int network_block(const Net *net, real **p, real **e, real **dst, const real *xs
    Each layer's d2E/da^2 is in b->g; d2E/df^2 of its input goes to d2in (NULL for the first). */
 static void conv_curvature(const Layer *L, const real *w, real *hw, real *hb, Buffers *b,
                            real *d2in, real *scratch) {
-    int k = L->k, kk = k * k, s = L->out_side, n = units_per_map(L);
+    int kk = L->k * L->k, n = units_per_map(L);
     const real *d2a = b->g;
     for (int o = 0; o < L->out_maps; o++) hb[o] += sum(d2a + o * n, n);
     if (d2in) memset(b->G, 0, patches(L) * sizeof(real));
@@ -275,12 +282,7 @@ static void conv_curvature(const Layer *L, const real *w, real *hw, real *hb, Bu
         }
     }
     if (d2in) {
-        memset(d2in, 0, inputs(L) * sizeof(real));
-        for (int m = 0; m < L->in_maps; m++)
-            for (int i = 0; i < k; i++)
-                for (int j = 0; j < k; j++)
-                    for (int r = 0; r < s; r++)
-                        axpy(1, patch(L, b->G, m, i * k + j) + r * s, d2in + (m * L->in_side + r + i) * L->in_side + j, s);
+        col2im(L, b->G, d2in);
     }
 }
 
