@@ -156,7 +156,7 @@ def fit(row, seed, where, require_portable=False, **overrides):
     where = Path(where)
     if row == "boosted-lenet4-dist":
         data = load_mnist()
-        return Boosted(seed, where, require_portable), data["test_x"], data["test_y"], "regular (32x32 field)"
+        return Boosted(seed, where, data, require_portable), data["test_x"], data["test_y"], "regular (32x32 field)"
     network, distortions = networks.ROWS.get(row, ("lenet4", "none"))
     config = Config(network=network, distortions=distortions, **overrides)
     data = load_data(config)
@@ -199,11 +199,10 @@ def filtered_set(originals, labels, kind, quotas, generator):
 
 class Boosted:
     """Boosted LeNet-4 [dist]: three LeNet-4s trained in turn (their runs in run_dir/net1..3, each
-    resumable); scores are the sum of the three nets' scores."""
+    resumable) on `data` (repro.data.load_mnist's); scores are the sum of the three nets' scores."""
 
-    def __init__(self, seed, run_dir, require_portable=False):
+    def __init__(self, seed, run_dir, data, require_portable=False):
         run_dir = Path(run_dir)
-        data = load_mnist()
         originals, labels = data["train_x"], data["train_y"]
         g = torch.Generator().manual_seed(seed + BOOST_SEED * 3)  # the streams' distortions
         net1 = trained(Config(network="lenet4", distortions="paper"), seed, run_dir / "net1", data,
