@@ -104,14 +104,19 @@ def run_one(job):
     predicted = s.argmax(1)
     result = dict(method=name, seed=seed, version=version,
                   test_error=float((predicted != test_y).double().mean()),
-                  test_misses=int((predicted != test_y).sum()), rejection=rejection_to_reach(s, test_y),
-                  fit_seconds=round(fit_seconds, 2), score_seconds=round(score_seconds, 2),
+                  test_misses=int((predicted != test_y).sum()), classes_lost=classes_lost(predicted),
+                  rejection=rejection_to_reach(s, test_y), fit_seconds=round(fit_seconds, 2), score_seconds=round(score_seconds, 2),
                   ms_per_digit=round(1000 * score_seconds / len(test_x), 4),
                   parameters=int(model.parameters()), macs=int(model.macs()))
     where.mkdir(parents=True, exist_ok=True)
     np.save(where / "scores.npy", s.numpy())
     save_result(where, result)
     return where.parent.name, seed, fit_seconds + score_seconds
+
+
+def classes_lost(predicted, classes=10):
+    """How many classes no test pattern is given: a network whose output unit for a class has saturated."""
+    return int((predicted.bincount(minlength=classes) == 0).sum())
 
 
 def save_result(where, result):
@@ -178,7 +183,8 @@ def lenet_rows():
             if int((s.argmax(1) != test["test_y"]).sum()) != r.test_misses:
                 sys.exit(f"{run}/model.pt does not give the {r.test_misses} test misses its metrics.csv records")
             rows.append(dict(method=name, seed=r.seed, version="regular (32x32 field)", test_error=r.test_error,
-                             test_misses=r.test_misses, rejection=rejection_to_reach(s, test["test_y"]),
+                             test_misses=r.test_misses, classes_lost=classes_lost(s.argmax(1)),
+                             rejection=rejection_to_reach(s, test["test_y"]),
                              fit_seconds=None, score_seconds=None, ms_per_digit=None,
                              parameters=param_count(model), macs=combinations.connections(model)))
     return rows
@@ -195,6 +201,16 @@ def agreement(m):
     names = lambda xs: ", ".join(xs) or "none"
     return (f"Within the paper's {100 * tol:.1f} point: {len(within)} of {len(ordered)} rows ({names(within)}). "
             f"Worse by more: {names(worse)}. Better by more: {names(better)}.")
+
+
+def lost(m):
+    """One sentence: the runs that never give some class to any test pattern (A31)."""
+    bad = m[m.classes_lost > 0]
+    if bad.empty:
+        return "Every run gives every class to some test pattern."
+    return ("Runs that give no test pattern to some class (its output unit saturated, A31): " + ", ".join(
+        f"{r.method} seed {r.seed} ({r.classes_lost} class{'es' if r.classes_lost > 1 else ''}, {r.test_error:.2%})"
+        for r in bad.itertuples()) + ".")
 
 
 def claims(m):
@@ -273,7 +289,7 @@ def render(results_dir):
              "multiply-accumulates to recognise one image, and memory: the numbers stored to do it, both counted "
              "from our models' data structures (a network's connections and parameters, as its tables count them).\n",
              *cost_figures.cost_table(per_method(m))]
-    text = "\n".join(lines) + f"\n\n{agreement(m)}\n" + "\n".join(costs) + \
+    text = "\n".join(lines) + f"\n\n{agreement(m)}\n\n{lost(m)}\n" + "\n".join(costs) + \
         f"\n\nThis invocation took {wall / 60:.1f} min of wall time (cached runs are read, not recomputed).\n"
     figures = "".join(f"\n![{f}](results/compare/{f}.png)\n" for f in
                       ("fig9_comparison", "fig10_rejection", "fig11_macs", "fig12_memory"))

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from . import networks
-from .classical.knn import squared_distances, vote
+from .classical.knn import knn_scores, squared_distances
 from .config import Config
 from .data import load_mnist
 from .distortions import distort
@@ -77,7 +77,7 @@ class FeatureKNN:
 
     def classify(self, f):
         """Scores of patterns whose features are f."""
-        return vote(self.train_y[nearest(f, self.train_f, self.k)], self.k)
+        return knn_scores(f, self.train_f, self.train_y, self.k, exact=False)
 
     def parameters(self):
         """The network up to its features, and the features of every training pattern."""

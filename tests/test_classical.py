@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from repro import classical, versions
+from repro import classical, rejection, versions
 from repro.classical import knn, linear, pca_quadratic, rbf, svm, tangent
 
 
@@ -145,9 +145,46 @@ def test_knn_distances_are_exact_and_ties_go_to_the_earlier_image():
     assert full.tolist() == [sorted(range(9), key=lambda j: (brute[i, j].item(), j)) for i in range(7)]
 
 
-def test_knn_vote_breaks_ties_by_the_nearest():
-    scores = knn.vote(torch.tensor([[4, 7, 1], [4, 7, 7], [2, 2, 9]]), 3)
-    assert scores.argmax(1).tolist() == [4, 7, 2]
+def test_knn_vote_breaks_ties_by_the_nearest_and_grades_the_gap():
+    labels = torch.tensor([[4, 7, 1], [4, 7, 7], [2, 2, 9], [3, 3, 3], [3, 3, 3]])
+    nearest = torch.full((5, 10), 100.0, dtype=torch.float64)
+    for row, distances in enumerate([{4: 1, 7: 4, 1: 9}, {4: 1, 7: 4}, {2: 1, 9: 4}, {3: 1, 5: 4}, {3: 1, 5: 16}]):
+        for c, d in distances.items():
+            nearest[row, c] = d
+    scores = knn.vote(labels, nearest)
+    assert scores.argmax(1).tolist() == [4, 7, 2, 3, 3]
+    votes = torch.zeros(5, 10).scatter_add_(1, labels, torch.ones(5, 3))
+    assert torch.equal(scores.floor(), votes.double())  # the graded part stays below one vote
+    assert scores[3, 5] == 0.25 and scores[4, 5] == 0.125  # half the distance ratio to the nearest
+    gap = rejection.top_two_gap(scores)
+    assert gap[4] > gap[3]  # a unanimous vote is surer when the other classes are farther
+
+
+def test_knn_scores_are_votes_and_distance_ratios_by_brute_force():
+    g = torch.Generator().manual_seed(3)
+    r, q = torch.randint(0, 256, (40, 6, 6), generator=g, dtype=torch.uint8), torch.randint(0, 256, (7, 6, 6), generator=g, dtype=torch.uint8)
+    labels = torch.arange(40) % 4  # classes 4-9 have no references: ratio 0
+    scores = knn.knn_scores(q, r, labels, 3)
+    d = ((q.double().view(7, 1, -1) - r.double().view(1, 40, -1)) ** 2).sum(2)
+    for i in range(7):
+        order = sorted(range(40), key=lambda j: (d[i, j].item(), j))[:3]
+        votes = torch.bincount(labels[order], minlength=10).double()
+        per_class = torch.tensor([d[i, labels == c].min().item() if c < 4 else float("inf") for c in range(10)], dtype=torch.float64)
+        assert torch.allclose(scores[i], votes + (per_class.min() / per_class).sqrt() / 2, rtol=0, atol=1e-12)
+
+
+def test_ovo_votes_decide_and_their_decisions_grade_the_gap():
+    g = np.random.default_rng(0)
+    decisions = g.normal(0, 3, (200, 45))
+    scores = svm.ovo_votes(decisions).numpy()
+    votes = np.zeros((200, 10))
+    for p, (i, j) in enumerate(linear.PAIRS):
+        votes[:, i] += decisions[:, p] > 0
+        votes[:, j] += decisions[:, p] <= 0
+    assert np.array_equal(np.round(scores), votes)  # the graded part stays below half a vote
+    sure, unsure = np.full((1, 45), 5.0), np.full((1, 45), 0.1)  # the same votes, margins far and near
+    gap = lambda d: rejection.top_two_gap(svm.ovo_votes(d)).item()
+    assert gap(sure) > gap(unsure)
 
 
 # ---- tangent distance ---------------------------------------------------------------------------------
@@ -269,7 +306,10 @@ def test_findings_change_rows_that_exist_with_options_their_methods_take():
     from dataclasses import fields
     from repro.config import Config
     from repro.networks import ROWS
+    from compare import seeds
     for label, row, name, _, _, change in compare_findings.findings():
+        change = dict(change)
+        assert change.pop("seed", 0) in seeds(row), label  # a seed that make compare runs for the row
         if name in ROWS:  # a network: fields of its config, which must accept them
             assert row == name and set(change) <= {f.name for f in fields(Config)}, label
             Config(network=ROWS[name][0], **change)
