@@ -60,7 +60,7 @@ eps-range: data
 	$(BIN)/python experiments/eps_range.py $(SEED_ARGS) $(if $(strip $(EPS_TRAIN)),--train) $(SCRATCH_ARG)
 
 # Sec. III-C, Figs. 9-12: the classical classifiers and the other networks on their data versions, beside
-# LeNet-5's committed rows; rejection, operations, memory and time per digit (100 min from scratch on 2 cores)
+# LeNet-5's committed rows; rejection, operations, memory and time per digit (98 min from scratch on 2 cores)
 compare: data
 	$(BIN)/python experiments/compare.py $(if $(METHODS),--methods $(METHODS)) $(SCRATCH_ARG)
 

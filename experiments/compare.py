@@ -208,7 +208,7 @@ def lost(m):
     bad = m[m.classes_lost > 0]
     if bad.empty:
         return "Every run gives every class to some test pattern."
-    return ("Runs that give no test pattern to some class (its output unit saturated, A31): " + ", ".join(
+    return ("Runs that give no test pattern to one class or more (A31): " + ", ".join(
         f"{r.method} seed {r.seed} ({r.classes_lost} class{'es' if r.classes_lost > 1 else ''}, {r.test_error:.2%})"
         for r in bad.itertuples()) + ".")
 

@@ -321,6 +321,18 @@ def test_findings_change_rows_that_exist_with_options_their_methods_take():
         assert change.get("version", method.version) in versions.VERSIONS, label
 
 
+def test_the_findings_rerun_every_run_of_make_compare_that_loses_a_class():
+    import sys
+    from pathlib import Path
+    import pandas as pd
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "experiments"))
+    import compare_findings
+    m = pd.read_csv(root / "results" / "compare" / "metrics.csv")
+    lost = m[m.classes_lost > 0]
+    assert sorted(zip(lost.method, lost.seed)) == sorted(compare_findings.LOST)
+
+
 def test_make_compare_refuses_a_cached_run_that_other_code_made(tmp_path):
     import json
     import sys
