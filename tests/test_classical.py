@@ -305,6 +305,7 @@ def test_findings_change_rows_that_exist_with_options_their_methods_take():
     import compare_findings
     from dataclasses import fields
     from repro.config import Config
+    from repro.combinations import Boosted
     from repro.networks import ROWS
     from compare import seeds
     for label, row, name, _, _, change in compare_findings.findings():
@@ -313,6 +314,9 @@ def test_findings_change_rows_that_exist_with_options_their_methods_take():
         if name in ROWS:  # a network: fields of its config, which must accept them
             assert row == name and set(change) <= {f.name for f in fields(Config)}, label
             Config(network=ROWS[name][0], **change)
+            continue
+        if name == "boosted-lenet4-dist":  # the boosted nets: Boosted's options
+            assert row == name and set(change) <= set(inspect.signature(Boosted).parameters), label
             continue
         method = classical.get(name)
         classical.get(row)

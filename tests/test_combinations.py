@@ -71,6 +71,49 @@ def test_filtered_set_fills_its_quotas_in_stream_order():
     assert x.shape[1:] == (1, 32, 32)
 
 
+def test_exit_threshold_is_the_largest_gap_where_net1_disagrees_with_the_sum():
+    first = torch.tensor([[3.0, 0.0], [1.0, 0.5], [2.0, 0.0], [0.2, 0.0]], dtype=torch.float64)
+    total = torch.tensor([[3.0, 0.0], [0.0, 1.0], [0.0, 2.0], [0.0, 1.0]], dtype=torch.float64)
+    assert combinations.exit_threshold(first, total) == 2.0  # patterns 1-3 differ, gaps 0.5, 2.0 and 0.2
+    assert combinations.exit_threshold(first, first) == 0.0  # no pattern differs
+    # above the threshold net 1 alone gives the sum's answers on the patterns it was set on
+    out, unsure = combinations.with_early_exit(first, lambda x: [total[x] - first[x]], torch.arange(4), 2.0)
+    assert torch.equal(out.argmax(1), total.argmax(1)) and unsure.tolist() == [False, True, True, True]
+
+
+def test_early_exit_runs_the_later_nets_on_the_unsure_patterns_only():
+    first = torch.tensor([[4.0, 0.0, 0.0], [1.0, 0.8, 0.0], [0.0, 0.0, 5.0], [0.0, 0.5, 0.0]], dtype=torch.float64)
+    seen = []
+
+    def later(x):  # the later nets' scores of patterns x, in the order the sum adds them
+        seen.append(x.clone())
+        return [torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64).expand(len(x), 3)] * 2
+
+    out, unsure = combinations.with_early_exit(first, later, torch.arange(4), threshold=1.0)
+    assert unsure.tolist() == [False, True, False, True] and seen[0].tolist() == [1, 3]
+    assert torch.equal(out[[0, 2]], 3 * first[[0, 2]])  # a sum of three's scale for Fig. 10's gaps
+    assert torch.equal(out[[1, 3]], first[[1, 3]] + torch.tensor([0.0, 2.0, 0.0], dtype=torch.float64))
+    assert out.argmax(1).tolist() == [0, 1, 2, 1]
+
+
+def test_boosted_counts_nets_2_and_3_on_the_unsure_share_of_the_patterns_scored():
+    import pytest
+    from repro.rejection import top_two_gap
+    boosted = object.__new__(combinations.Boosted)  # three untrained LeNet-4s, without the training
+    boosted.nets, boosted.threshold, boosted.unsure = (lenet4(0), lenet4(1), lenet4(2)), None, None
+    x, one = images(50), combinations.connections(lenet4())
+    full = boosted.scores(x)
+    assert boosted.macs() == 3 * one
+    assert torch.equal(full, sum(combinations.scores(net, x) for net in boosted.nets))
+    boosted.threshold = top_two_gap(combinations.scores(boosted.nets[0], x)).median().item()
+    with pytest.raises(RuntimeError, match="call scores"):
+        boosted.macs()
+    exits = boosted.scores(x)
+    assert 0 < boosted.unsure < 1 and boosted.macs() == round(one + boosted.unsure * 2 * one)
+    unsure = top_two_gap(combinations.scores(boosted.nets[0], x)) <= boosted.threshold
+    assert torch.equal(exits[unsure], full[unsure])  # the unsure patterns get the full sum, bit for bit
+
+
 def test_rows_are_fig9_rows():
     from repro import paper
     assert set(networks.ROWS) | set(combinations.COMBINED) <= set(paper.FIG9_ERROR)
