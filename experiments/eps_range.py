@@ -113,7 +113,7 @@ def first_pass_stats(config, seed, data, run_dir, require_portable=False):
     run = setup(config, seed, Path(run_dir), data, torch.device("cpu"), True, require_portable)
     if run.start:
         raise ValueError(f"{run_dir} holds a checkpoint: the first pass's step sizes need a fresh run")
-    return eps_stats(step_sizes_for_pass(run, 0)), run.step.kind
+    return eps_stats(step_sizes_for_pass(run, 0)[0]), run.step.kind
 
 
 def diagnose(all_readings, seeds, data, overrides=None, require_portable=False, show=print):

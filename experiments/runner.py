@@ -42,16 +42,25 @@ def run_one(job):
     return label, time.time() - t0
 
 
-def run_all(jobs, workers=None):
-    """Run the jobs (see run_one), at most `workers` at a time (default: one per core)."""
+def run_all(jobs, workers=None, on_finish=None):
+    """Run the jobs (see run_one), at most `workers` at a time (default: one per core); then
+    `on_finish(label)` in this process as each one ends."""
+    if not jobs:
+        return
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     if workers == 1:
-        for job in jobs:
-            run_one(job)
-        return
-    with mp.get_context("spawn").Pool(workers) as pool:
-        for label, secs in pool.imap_unordered(run_one, jobs):
+        finished = map(run_one, jobs)
+    else:
+        pool = mp.get_context("spawn").Pool(workers)
+        finished = pool.imap_unordered(run_one, jobs)
+    try:
+        for label, secs in finished:
             print(f"finished {label} in {secs / 60:.1f} min", flush=True)
+            if on_finish is not None:
+                on_finish(label)
+    finally:
+        if workers > 1:
+            pool.terminate()
 
 
 def keep_provenance(run_dir, dest, weights=False):

@@ -15,10 +15,12 @@ ALPHA = 0.05
 TRAINS_BELOW = 0.10  # a run "trains" when its final test error is below this (chance is 90%)
 
 
-def paired(x, base, confidence=0.95):
+def paired(x, base, confidence=0.95, lower=False):
     """Differences x[i] - base[i] (pairs in the same order): dict(n, diff, ci_low, ci_high, p). With
     fewer than two pairs there is no test: the interval and p are NaN. Identical differences give a
-    zero-width interval, and p = 1 when they are all zero, else 0 (scipy would give NaN resp. 0)."""
+    zero-width interval, and p = 1 when they are all zero, else 0 (scipy would give NaN resp. 0).
+    p is two-sided, or with `lower` one-sided for H1: x is lower than base (then identical
+    differences give p = 0 only when they are negative)."""
     d = [a - b for a, b in zip(x, base, strict=True)]
     n = len(d)
     diff = statistics.fsum(d) / n if n else math.nan
@@ -26,9 +28,9 @@ def paired(x, base, confidence=0.95):
         return dict(n=n, diff=diff, ci_low=math.nan, ci_high=math.nan, p=math.nan)
     se = statistics.stdev(d) / math.sqrt(n)
     if se == 0:
-        return dict(n=n, diff=diff, ci_low=diff, ci_high=diff, p=1.0 if diff == 0 else 0.0)
+        return dict(n=n, diff=diff, ci_low=diff, ci_high=diff, p=0.0 if diff < 0 or (diff > 0 and not lower) else 1.0)
     half = student_t.ppf((1 + confidence) / 2, n - 1) * se
-    p = 2 * student_t.sf(abs(diff) / se, n - 1)
+    p = student_t.cdf(diff / se, n - 1) if lower else 2 * student_t.sf(abs(diff) / se, n - 1)
     return dict(n=n, diff=diff, ci_low=diff - half, ci_high=diff + half, p=float(p))
 
 

@@ -20,13 +20,14 @@ CHOICES = {
     "output": ("rbf", "linear"),
     "init": ("paper", "default"),
     "bias_init": ("uniform", "zero"),
-    "subsampling_init": ("uniform", "one"),
+    "subsampling_init": ("uniform", "one", "authors"),
     "input": ("paper", "unit", "standardized"),
     "loss": ("map", "ml", "ce"),
     "boundary": ("paper", "exact"),
     "h_sharing": ("sum", "mean"),
     "optimizer": ("sdlm", "sgd", "adam"),
     "distortions": ("none", "paper", "fresh"),
+    "distortion_ranges": ("a11", "small"),
 }
 
 # Numeric fields: (kind, lowest allowed, whether the lowest itself is allowed, highest allowed).
@@ -74,7 +75,9 @@ class Config:
     # A13: S2/S4's coefficients and biases, not stated either: "uniform" draws them like every other weight
     # (+-init_scale / 4**init_fan_power); "one" starts every coefficient at exactly 1.0 and every bias at 0
     # (a plain sum, or with subsampling_input="average" a plain average, of the 2x2 field); they are set
-    # after all weights are drawn as with "uniform", so every other weight is the same in both
+    # after all weights are drawn as with "uniform", so every other weight is the same in both; "authors" is
+    # the authors' later code (EBLearn's s_layer::forget): the constant 1/sqrt(4) on the sum of the 2x2 field
+    # (2.0 on its average), bias 0
     subsampling_init: str = "uniform"
     input: str = "paper"  # background -0.1, ink 1.175 (A5)
     # loss (Sec. II-C)
@@ -96,6 +99,7 @@ class Config:
     # A12, Sec. III-C: "paper" adds 9 random affine distortions of each pattern, drawn once (600,000 patterns,
     # passes of train_size); "fresh" distorts 9 in 10 patterns anew every pass (repro/distortions.py)
     distortions: str = "none"
+    distortion_ranges: str = "a11"  # repro/distortions.py RANGE_SETS: A11's, or the recipe study's smaller set
 
     def __post_init__(self):
         for name, allowed in CHOICES.items():

@@ -27,6 +27,12 @@ RANGES = dict(  # A11 (PAPER_NOTES.md): the paper gives no ranges
 )
 
 
+# config.distortion_ranges. "small" (the recipe study, PAPER_NOTES): the centres of mass of MNIST's test
+# digits span 1 pixel per axis (0.5-99.5%), so a translation of +-2 pixels moves 3 in 4 distorted training
+# digits outside that span and +-0.5 pixels 1 in 4; the other ranges halved
+RANGE_SETS = {"a11": RANGES, "small": dict(translate=0.5, scale=0.075, squeeze=0.075, shear=0.15)}
+
+
 def random_affine(n, generator, ranges=RANGES):
     """(n, 2, 3) `affine_grid` matrices (output -> input, normalised coordinates) of n random distortions."""
     u = lambda: torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1
@@ -66,12 +72,12 @@ def resample(images, theta, batch=10_000):
     return out
 
 
-def distorted_pool(images, copies, generator):
+def distorted_pool(images, copies, generator, ranges=RANGES):
     """The paper's distorted training set: the originals, then `copies` distorted copies of each
     (pattern k >= N is a copy of original k mod N)."""
     n = len(images)
     pool = torch.empty((copies + 1) * n, *images.shape[1:], dtype=images.dtype)
     pool[:n] = images
     for k in range(1, copies + 1):
-        pool[k * n:(k + 1) * n] = distort(images, generator)
+        pool[k * n:(k + 1) * n] = distort(images, generator, ranges)
     return pool

@@ -40,11 +40,12 @@ class FeedForward(nn.Module):
                     layers.init_paper_(layer, self.config.init_scale, self.config.init_fan_power, self.config.bias_init)
                 else:  # PyTorch's defaults (kaiming-uniform a=sqrt(5)) come to +-1/sqrt(F) for weights and biases
                     layers.init_paper_(layer, scale=1.0, fan_power=0.5)
-        if self.config.subsampling_init == "one":  # after every draw: the other weights stay those of "uniform"
+        if self.config.subsampling_init != "uniform":  # after every draw: the other weights stay those of "uniform"
             with torch.no_grad():
                 for _, layer, _ in self.stages():
                     if isinstance(layer, layers.Subsampling):
-                        layer.weight.fill_(1.0)
+                        # "authors": 1/sqrt(4) times the field's sum, whatever the coefficient multiplies
+                        layer.weight.fill_(1.0 if self.config.subsampling_init == "one" else 0.5 / layer.scale.item())
                         layer.bias.zero_()
 
     @torch.no_grad()

@@ -72,11 +72,21 @@ def step_sizes(h, eta, mu):
     return {k: eta / (mu + v) for k, v in h.items()}
 
 
+def per_layer(tensors, fn):
+    """fn of all the values of {parameter name: tensor} together ("all") and of each layer's."""
+    out = {"all": fn(torch.cat([v.flatten() for v in tensors.values()]))}
+    for layer in dict.fromkeys(k.split(".")[0] for k in tensors):
+        out[layer] = fn(torch.cat([v.flatten() for k, v in tensors.items() if k.startswith(layer + ".")]))
+    return out
+
+
 def eps_stats(eps):
     """min / median / max of eps overall and per layer (the paper quotes the first pass's range)."""
-    def stats(t):
-        return dict(min=t.min().item(), median=t.median().item(), max=t.max().item())
-    out = {"all": stats(torch.cat([v.flatten() for v in eps.values()]))}
-    for layer in dict.fromkeys(k.split(".")[0] for k in eps):
-        out[layer] = stats(torch.cat([v.flatten() for k, v in eps.items() if k.startswith(layer + ".")]))
-    return out
+    return per_layer(eps, lambda t: dict(min=t.min().item(), median=t.median().item(), max=t.max().item()))
+
+
+def below_mu(h, mu):
+    """The share of parameters whose h_kk is below mu, overall and per layer. Their step
+    eta / (mu + h) lies between eta / (2 mu) and eta / mu: mu, not the curvature, sets it, and SDLM
+    acts on them as plain SGD with the rate eta / mu."""
+    return per_layer(h, lambda t: (t < mu).sum().item() / t.numel())

@@ -32,12 +32,12 @@ import torch
 from . import data as mnist
 from . import paper
 from .config import Config
-from .distortions import distort, distorted_pool
+from .distortions import RANGE_SETS, distort, distorted_pool
 from .loss import make_loss
 from .model import FeedForward, build
 from .networks import LENET5, get as get_network
 from .provenance import library_sha256, provenance
-from .sdlm import eps_stats, shared_curvature, step_sizes
+from .sdlm import below_mu, eps_stats, shared_curvature, step_sizes
 from .step import BLOCK, Adam, make_step
 
 ORDER, HESSIAN, DISTORT = 10_000, 20_000, 30_000
@@ -254,7 +254,8 @@ def setup(config, seed, run_dir, data, device, compile, require_portable):
                     test_x=prepare(data["test_x"]).to(device), test_y=data["test_y"].to(device))
     pool_x, pool_y = prepared["train_x"], prepared["train_y"]
     if config.distortions == "paper":  # the originals and their 540,000 distorted copies, drawn once per seed
-        copies = distorted_pool(originals, paper.DISTORTED_COPIES, torch.Generator().manual_seed(seed + DISTORT))
+        copies = distorted_pool(originals, paper.DISTORTED_COPIES, torch.Generator().manual_seed(seed + DISTORT),
+                                RANGE_SETS[config.distortion_ranges])
         pool_x, pool_y = prepare(copies).to(device), pool_y.repeat(paper.DISTORTED_COPIES + 1)
     order = torch.randperm(len(pool_x), generator=torch.Generator().manual_seed(seed + ORDER)).to(device)
     ordered = (prepared["train_x"][order], prepared["train_y"][order]) if config.distortions != "paper" else None
@@ -309,23 +310,24 @@ def pass_patterns(run, p):
         g = torch.Generator().manual_seed(run.seed + DISTORT + p)
         pick = (torch.rand(n, generator=g) < paper.DISTORTED_COPIES / (paper.DISTORTED_COPIES + 1)).nonzero()[:, 0]
         raw = run.originals[run.order.cpu()]
-        raw[pick] = distort(raw[pick], g)
+        raw[pick] = distort(raw[pick], g, RANGE_SETS[config.distortion_ranges])
         xs = prepare_inputs(raw, config, run.raw_train).to(xs.device)
     return xs, ys, run.order
 
 
 def step_sizes_for_pass(run, p):
-    """{parameter: eps} for pass p: SDLM's eta / (mu + h) with h estimated now, or plain SGD's
-    single rate."""
+    """({parameter: eps}, {parameter: h}) for pass p: SDLM's eta / (mu + h) with h estimated now, or
+    plain SGD's single rate (and h None)."""
     config = run.config
     if config.optimizer == "sgd":
-        return {k: torch.full_like(v, rate(config, p)) for k, v in run.params.items()}
-    eps = step_sizes(curvature_for_pass(run), config.eta[p], config.mu)
+        return {k: torch.full_like(v, rate(config, p)) for k, v in run.params.items()}, None
+    h = curvature_for_pass(run)
+    eps = step_sizes(h, config.eta[p], config.mu)
     broken = [k for k, v in eps.items() if not torch.isfinite(v).all()]
     if broken:
         raise TrainingDiverged(f"step sizes are not finite before pass {p + 1} (parameters {', '.join(broken)}): "
                                "the curvature estimate met a non-finite pattern or weight")
-    return eps
+    return eps, h
 
 
 def curvature_for_pass(run):
@@ -354,9 +356,10 @@ def one_pass(run, p, show, evaluate_train=True):
     if config.optimizer == "adam":  # the modern recipe: mini-batches, no step sizes of our own
         update, block, stats = run.adam, config.batch_size, None
     else:
-        eps = step_sizes_for_pass(run, p)
+        eps, h = step_sizes_for_pass(run, p)
         stats = eps_stats(eps)
-        run.eps_rows += [{"pass": p + 1, "layer": k, **v} for k, v in stats.items()]
+        below = below_mu(h, config.mu) if h is not None else {}
+        run.eps_rows += [{"pass": p + 1, "layer": k, **v, "h_below_mu": below.get(k, nan)} for k, v in stats.items()]
         update, block = functools.partial(run.step, run.params, eps), BLOCK
     xs, ys, patterns = pass_patterns(run, p)
 
@@ -393,5 +396,5 @@ def record(run, row):
                      hessian_rng=run.hessian_gen.get_state(), library_sha256=library_sha256(),
                      adam=run.adam.state_dict() if run.adam is not None else None), run.checkpoint)
     write_rows(run.dir / "metrics.csv", ("seed",) + METRIC_FIELDS, [dict(r, seed=run.seed) for r in run.metrics])
-    write_rows(run.dir / "eps.csv", ("seed", "pass", "layer", "min", "median", "max"),
+    write_rows(run.dir / "eps.csv", ("seed", "pass", "layer", "min", "median", "max", "h_below_mu"),
                [dict(r, seed=run.seed) for r in run.eps_rows])

@@ -75,7 +75,7 @@ def test_h_sharing_mean_divides_the_summed_h_exactly(small_data, tmp_path):
     assert shared_curvature(h["sum"], "sum") is h["sum"]
     # and the step sizes of the pass are eta / (mu + h / count)
     run = setup_run(get_config(h_sharing="mean", **SMALL), 3, tmp_path / "eps", small_data, torch.device("cpu"), True, False)
-    eps = step_sizes_for_pass(run, 0)
+    eps, _ = step_sizes_for_pass(run, 0)
     expected = step_sizes({k: v / counts[k] for k, v in h["sum"].items()}, paper.ETA_SCHEDULE[0], run.config.mu)
     assert all(torch.equal(eps[k], expected[k]) for k in expected)
 
@@ -157,3 +157,14 @@ def test_new_fields_default_to_what_the_code_did_before():
         assert get_config(name).h_sharing == "sum" and get_config(name).subsampling_init == "uniform"
     one = get_config(h_sharing="mean", subsampling_init="one")
     assert Config(**one.to_dict()) == one
+
+
+@pytest.mark.parametrize("subsampling_input", ["average", "sum"])
+def test_authors_subsampling_init_is_half_the_sum_of_the_field(subsampling_input):
+    """EBLearn's s_layer::forget: the constant 1/sqrt(4) times the sum of the 2x2 field, bias 0,
+    whichever of the sum or the average the coefficient multiplies."""
+    net = LeNet5(get_config(subsampling_init="authors", subsampling_input=subsampling_input), seed=4)
+    x = torch.randn(3, 6, 28, 28)
+    sums = x.unfold(2, 2, 2).unfold(3, 2, 2).sum((-1, -2))
+    assert torch.allclose(net.s2(x), 0.5 * sums, rtol=0, atol=1e-6)
+    assert torch.equal(net.s4.bias, torch.zeros_like(net.s4.bias))

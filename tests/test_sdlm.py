@@ -11,7 +11,7 @@ from repro.layers import EuclideanRBF, FullConnection, Identity, init_paper_
 from repro.loss import make_loss, map_loss, ml_loss
 from repro.model import trace
 from repro.prototypes import prototypes
-from repro.sdlm import eps_stats, hessian_diagonal, step_sizes
+from repro.sdlm import below_mu, eps_stats, hessian_diagonal, step_sizes
 
 
 def slope(a):
@@ -203,6 +203,9 @@ def test_step_sizes_and_stats():
     assert eps["c1.weight"].tolist() == pytest.approx([5e-4 / 0.02, 5e-4 / 1.02])
     stats = eps_stats(eps)
     assert stats["all"]["max"] == pytest.approx(0.025) and stats["f6"]["min"] == pytest.approx(5e-4 / 100.02)
+    # h below mu: 1 of c1's 2 weights, none of f6's; the step of such a weight is within a factor 2 of eta / mu
+    assert below_mu(h, 0.02) == {"all": 1 / 3, "c1": 0.5, "f6": 0.0}
+    assert 5e-4 / (2 * 0.02) < eps["c1.weight"][0] <= 5e-4 / 0.02
 
 
 def test_linear_head_curvature_is_the_exact_hessian_and_non_negative():

@@ -61,3 +61,11 @@ def test_compare_pairs_by_seed_and_corrects_over_tested_rows():
     assert rows["worse"]["verdict"] == "higher"
     assert rows["same"]["verdict"] == "not separated"
     assert rows["one"]["verdict"] == "not tested" and rows["one"]["n"] == 1
+
+
+def test_one_sided_paired_p_matches_scipy():
+    x = [0.0101, 0.0091, 0.0086, 0.0098, 0.0100]
+    base = [0.0093, 0.0102, 0.0090, 0.0109, 0.0105]
+    assert paired(x, base, lower=True)["p"] == pytest.approx(ttest_rel(x, base, alternative="less").pvalue, rel=1e-9)
+    assert paired(base, x, lower=True)["p"] == pytest.approx(ttest_rel(base, x, alternative="less").pvalue, rel=1e-9)
+    assert paired([1, 2], [2, 3], lower=True)["p"] == 0.0 and paired([3, 4], [2, 3], lower=True)["p"] == 1.0
