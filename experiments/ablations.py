@@ -77,7 +77,8 @@ def setting_name(setting):
 def variant_job(variant, seed, run_dir, split="train", quick=None, **overrides):
     from repro.config import get_config
     label = f"{variant} {setting_name(overrides)} seed {seed}" if overrides else f"{variant} seed {seed}"
-    return job(label, get_config(variant, **overrides, **(quick or {})), seed, run_dir, split, eval_train="last")
+    return job(label, get_config(variant, **overrides, **(quick or {})), seed, run_dir, split, eval_train="last",
+               may_fail=True)  # an ablation may not train: it is then recorded as failed
 
 
 def run_dir(runs, variant, seed, chosen):
@@ -282,13 +283,17 @@ def plot(last, path):
 def main():
     from repro.config import VARIANTS, get_config
     default = [v for v in VARIANTS if not v.startswith(("paper-", "distortions"))]  # other make targets run those
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("--variants", nargs="+", default=default, choices=list(VARIANTS), metavar="VARIANT")
     ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     ap.add_argument("--workers", type=at_least_one, default=None)
     ap.add_argument("--passes", type=at_least_one, help="fewer passes, for a quick look (not the protocol)")
     add_scratch_arg(ap)
     args = ap.parse_args()
+    if set(args.variants) == {BASELINE}:  # stats.csv and the table compare variants with it: nothing to compare
+        ap.error(f"argument --variants: name at least one variant besides {BASELINE!r}, the recipe that each "
+                 "is compared with (it always trains)")
     quick = quick_overrides(args)
     scratch = bool(quick) or args.variants != default or args.seeds != SEEDS or args.scratch
     variants = list(dict.fromkeys(([BASELINE] if BASELINE not in args.variants else []) + args.variants))

@@ -25,7 +25,7 @@ import time
 import torch
 
 from readme import update_block
-from runner import add_scratch_arg, confirm_outputs, output_dirs
+from runner import add_scratch_arg, confirm_outputs, output_dirs, positive_seconds
 
 SECONDS = 30.0  # per measurement, in the full default run
 
@@ -49,7 +49,7 @@ def throughput(step, params, eps, x, y, seconds, chunk=1000):
     update = lambda xs, ys: step(params, eps, xs, ys)
     run_pass(update, x[:chunk], y[:chunk])
     done, t0, i = 0, time.perf_counter(), chunk
-    while time.perf_counter() - t0 < seconds:
+    while not done or time.perf_counter() - t0 < seconds:  # one chunk at least: a tiny --seconds gives a rate, not 0
         if i + chunk > len(x):
             i = 0
         run_pass(update, x[i:i + chunk], y[i:i + chunk])
@@ -89,7 +89,7 @@ def adam_throughput(native, seconds):
     adam, b = Adam(step, params, config.lr), config.batch_size
     adam(x[:b], y[:b])  # warm-up
     done, t0, i = 0, time.perf_counter(), 0
-    while time.perf_counter() - t0 < seconds:
+    while not done or time.perf_counter() - t0 < seconds:  # one batch at least: a tiny --seconds gives a rate, not 0
         i = 0 if i + b > len(x) else i
         adam(x[i:i + b], y[i:i + b])
         done, i = done + b, i + b
@@ -124,12 +124,17 @@ def _worker(args):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS") or SECONDS))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
+    ap.add_argument("--seconds", type=positive_seconds,
+                    help=f"per measurement (default: the environment's BENCH_SECONDS, else {SECONDS:g})")
     add_scratch_arg(ap)
     args = ap.parse_args()
-    if not args.seconds > 0:
-        ap.error(f"argument --seconds: must be positive, got {args.seconds:g}")
+    if args.seconds is None:  # checked like --seconds, so a bad BENCH_SECONDS stops here too
+        try:
+            args.seconds = positive_seconds(os.environ.get("BENCH_SECONDS") or SECONDS)
+        except argparse.ArgumentTypeError as e:
+            ap.error(f"BENCH_SECONDS: {e}")
     scratch = args.seconds != SECONDS or args.scratch
     out, _ = output_dirs("bench", scratch)
     confirm_outputs("make bench", scratch, out)

@@ -163,11 +163,8 @@ def run_all(jobs, workers, run=run_one):
 def lenet_rows():
     """The LeNet-5 rows: the last pass of each seed in the committed results of the two targets, with
     the rejection of Fig. 10 from each seed's committed weights and the counts of Figs. 11-12."""
-    import torch
-    from repro import combinations, data
-    from repro.config import Config
+    from repro import combinations, data, weights
     from repro.layers import param_count
-    from repro.model import LeNet5
     from repro.rejection import rejection_to_reach
     test = data.load_mnist()
     rows = []
@@ -176,9 +173,7 @@ def lenet_rows():
         last = m[m.variant == variant].groupby("seed").tail(1)
         for r in last.itertuples():
             run = ROOT / "results" / experiment / "runs" / f"{variant}_seed{r.seed}"
-            config = Config(**{k: v for k, v in json.loads((run / "config.json").read_text()).items() if k != "seed"})
-            model = LeNet5(config)
-            model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
+            model = weights.load(run / "model.pt")
             s = combinations.scores(model, test["test_x"])
             if int((s.argmax(1) != test["test_y"]).sum()) != r.test_misses:
                 sys.exit(f"{run}/model.pt does not give the {r.test_misses} test misses its metrics.csv records")
@@ -337,7 +332,8 @@ def versions_figure(path, count=8):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("--methods", nargs="+", default=rows(), metavar="METHOD")
     ap.add_argument("--workers", type=at_least_one, default=None)
     add_scratch_arg(ap)
@@ -345,6 +341,8 @@ def main():
     unknown = [n for n in args.methods if n not in rows()]
     if unknown:
         ap.error(f"unknown method {unknown[0]!r}; methods: {', '.join(rows())}")
+    if len(set(args.methods)) != len(args.methods):  # a repeated method would run twice into one directory
+        ap.error(f"argument --methods: name each method once, got {' '.join(args.methods)}")
     scratch = args.scratch or args.methods != rows()
     out, runs = output_dirs("compare", scratch)
     confirm_outputs("make compare", scratch, out, runs)

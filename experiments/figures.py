@@ -14,8 +14,6 @@ It writes results/figures/ and README's figures block only from committed code; 
 writes scratch/results/figures/ instead (it still reads the committed results/).
 """
 import argparse
-import json
-from dataclasses import fields
 from pathlib import Path
 
 import matplotlib
@@ -25,9 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from repro import LeNet5, paper  # noqa: E402
+from repro import paper  # noqa: E402
 from repro import data as mnist  # noqa: E402
-from repro.config import Config  # noqa: E402
+from repro import weights  # noqa: E402
 from repro.distortions import distort  # noqa: E402
 from repro.prototypes import prototypes  # noqa: E402
 from readme import update_block  # noqa: E402
@@ -48,13 +46,7 @@ def last_pass(experiment):
 
 def load_run(experiment, variant, seed):
     """The network a committed run ended with."""
-    run = RESULTS / experiment / "runs" / f"{variant}_seed{seed}"
-    stored = json.loads((run / "config.json").read_text())
-    known = {f.name for f in fields(Config)}
-    config = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items() if k in known})
-    model = LeNet5(config)
-    model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
-    return model.eval()
+    return weights.load(RESULTS / experiment / "runs" / f"{variant}_seed{seed}" / "model.pt")
 
 
 def fig3(out):
@@ -192,7 +184,8 @@ def fig13(out, data, model, best):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     add_scratch_arg(ap)
     scratch = ap.parse_args().scratch
     out, _ = output_dirs("figures", scratch)

@@ -11,8 +11,8 @@ never writes results/ or README.md) and says which committed texts differ; with 
 readme`, from committed code only) it writes them in place: texts only, from the committed files,
 no training.
 """
+import argparse
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,8 +118,15 @@ def main(experiments, write_in_place=False):
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if "--write" in args:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
+    ap.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help=f"default: all ({', '.join(TARGETS)})")
+    ap.add_argument("--write", action="store_true", help="rewrite the committed texts in place (make readme)")
+    args = ap.parse_args()
+    unknown = [e for e in args.experiments if e not in TARGETS]
+    if unknown:  # not choices=: Python 3.11's argparse refuses the empty default list against them
+        ap.error(f"unknown experiment {unknown[0]!r}; experiments: {', '.join(TARGETS)}")
+    if args.write:
         from runner import confirm_outputs
         confirm_outputs("make readme", False, ROOT / "results")
-    main([a for a in args if a != "--write"], "--write" in args)
+    main(args.experiments, args.write)

@@ -159,7 +159,7 @@ def main():
     out, runs = output_dirs("recipe_study", scratch, overrides=quick)
 
     def configs():
-        check_seeds(args.seeds)
+        check_seeds(args.seeds, tested=True)
         return {name: get_config("paper", **o, **quick) for name, o in settings().items()}
     config = validated(ap, configs)
     confirm_outputs("make recipe-study", scratch, out, runs)

@@ -3,29 +3,34 @@ nothing from more threads, and the processes do not compete for cores). Every ru
 directory with a checkpoint after each pass, so an interrupted invocation resumes and finished runs
 are read, not retrained."""
 import argparse
+import math
 import multiprocessing as mp
 import os
 import shutil
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from repro import paper
 from repro.provenance import DirtyTree, library_sha256, require_clean_code
+from repro.weights import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def job(label, config, seed, run_dir, split="train", device="cpu", progress="lines", eval_train="every"):
+def job(label, config, seed, run_dir, split="train", device="cpu", progress="lines", eval_train="every", may_fail=False):
     """One training for run_all: `config` is a repro Config (sent to the worker as a dict), `split`
-    "train" (all 60,000 images) or "validation" (repro.data.validation_split)."""
-    return (label, config.to_dict(), seed, str(run_dir), split, device, progress, eval_train)
+    "train" (all 60,000 images) or "validation" (repro.data.validation_split); `may_fail`: see
+    repro.train.train."""
+    return dict(label=label, config=config.to_dict(), seed=seed, run_dir=str(run_dir), split=split, device=device,
+                progress=progress, eval_train=eval_train, may_fail=may_fail)
 
 
 def run_one(job):
     """Train one job made by `job` in this process."""
-    label, config, seed, run_dir, split, device, progress, eval_train = job
+    label, config, seed, run_dir, split = (job[k] for k in ("label", "config", "seed", "run_dir", "split"))
     import torch
     from repro import data as mnist
     from repro.config import Config
@@ -37,9 +42,21 @@ def run_one(job):
         data = mnist.validation_split(data)
         config = replace(config, train_size=min(config.train_size, len(data["train_x"])))
     t0 = time.time()
-    train(config, seed, Path(run_dir), data, device=device, progress=progress, label=f"[{label}]",
-          eval_train=eval_train, require_portable=not in_scratch(run_dir))
+    train(config, seed, Path(run_dir), data, device=job["device"], progress=job["progress"], label=f"[{label}]",
+          eval_train=job["eval_train"], require_portable=not in_scratch(run_dir), may_fail=job["may_fail"])
     return label, time.time() - t0
+
+
+def exit_with_parent():
+    """Pool initializer: end this worker when the process that started it is gone (killed with -9,
+    it cannot stop its pool), instead of training on for nobody."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def run_all(jobs, workers=None, on_finish=None):
@@ -51,7 +68,7 @@ def run_all(jobs, workers=None, on_finish=None):
     if workers == 1:
         finished = map(run_one, jobs)
     else:
-        pool = mp.get_context("spawn").Pool(workers)
+        pool = mp.get_context("spawn").Pool(workers, initializer=exit_with_parent)
         finished = pool.imap_unordered(run_one, jobs)
     try:
         for label, secs in finished:
@@ -65,8 +82,9 @@ def run_all(jobs, workers=None, on_finish=None):
 
 def keep_provenance(run_dir, dest, weights=False):
     """Make `dest` a copy of a finished run's config.json and meta*.json (seed, versions, git commit,
-    device), and with `weights` its final state_dict as model.pt. `dest` is emptied first, so a file
-    of an earlier run kept there (a meta_pass12.json of a resumed run) cannot pass for this run's."""
+    device), and with `weights` its final network as model.pt (repro.weights: with its config,
+    provenance and SHA-256). `dest` is emptied first, so a file of an earlier run kept there (a
+    meta_pass12.json of a resumed run) cannot pass for this run's."""
     run_dir, dest = Path(run_dir), Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
@@ -75,8 +93,7 @@ def keep_provenance(run_dir, dest, weights=False):
         if name.endswith(".json"):
             shutil.copy(run_dir / name, dest / name)
     if weights:
-        import torch
-        torch.save(torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"], dest / "model.pt")
+        publish(run_dir, dest / "model.pt")
 
 
 # Where an invocation writes. Only a target's full default run may write results/ (and README.md);
@@ -138,6 +155,34 @@ def train_size(text):
     return value
 
 
+def positive_seconds(text):
+    """argparse type: a finite number of seconds above 0 (inf would never end; nan passes no bound)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, got {text!r}")
+    return value
+
+
+def torch_device(text):
+    """argparse type: cpu or cuda[:N], and only a GPU this machine has (checked here, as a bad device
+    otherwise fails only inside every training's worker process)."""
+    import torch
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"must be cpu or cuda[:N], got {text!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r} asked for, but torch.cuda.is_available() is False here")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{text!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+    return text
+
+
 def add_scratch_arg(ap):
     ap.add_argument("--scratch", action="store_true",
                     help="write under scratch/ even for the full default run (make: SCRATCH=1)")
@@ -148,8 +193,11 @@ def quick_overrides(args):
     return {k: v for k in ("passes", "train_size") if (v := getattr(args, k, None)) is not None}
 
 
-def check_seeds(seeds):
-    """Seeds are non-negative and distinct (a repeated seed would train and count the same run twice)."""
+def check_seeds(seeds, tested=False):
+    """Seeds are non-negative and distinct (a repeated seed would train and count the same run twice);
+    with `tested` (a study decided by paired t-tests over the seeds) at least two, as one gives no test."""
+    if tested and len(seeds) < 2:
+        raise ValueError(f"the decision is a paired t-test over seeds: give at least 2 seeds, got {seeds}")
     if any(s < 0 for s in seeds):
         raise ValueError(f"seeds must be non-negative, got {seeds}")
     if len(set(seeds)) != len(seeds):

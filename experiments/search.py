@@ -106,7 +106,8 @@ def render(results_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     ap.add_argument("--workers", type=at_least_one, default=os.cpu_count())
     ap.add_argument("--passes", type=at_least_one, help="fewer passes, for a quick look (not the study)")
@@ -117,7 +118,7 @@ def main():
     out, runs = output_dirs("search", scratch, overrides=quick)
 
     def configs():  # every config this invocation trains, checked before any of them trains
-        check_seeds(args.seeds)
+        check_seeds(args.seeds, tested=True)
         return {mu: get_config("paper", mu=mu, **quick) for mu in MU_CANDIDATES}
     config = validated(ap, configs)
     confirm_outputs("make search", scratch, out, runs)

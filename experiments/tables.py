@@ -6,7 +6,7 @@ from repro.tables import TABLES
 from runner import add_scratch_arg, confirm_outputs, output_dirs
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     add_scratch_arg(ap)
     scratch = ap.parse_args().scratch
     out, _ = output_dirs("tables", scratch)

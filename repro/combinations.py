@@ -24,6 +24,7 @@ from .classical.knn import knn_scores, squared_distances
 from .config import Config
 from .data import load_mnist
 from .distortions import distort
+from .files import atomic_save, load_checked
 from .layers import param_count
 from .model import FeedForward
 from .rejection import top_two_gap
@@ -165,7 +166,7 @@ def fit(row, seed, where, require_portable=False, **overrides):
     config = Config(network=network, distortions=distortions, **overrides)
     data = load_data(config)
     own = where.parent.parent / "lenet4" / f"seed{seed}" if row in COMBINED else where
-    model = trained(config, seed, own / "training", data, require_portable)
+    model = trained(config, seed, own / "training", data, require_portable, may_fail=bool(overrides))  # findings may not train
     spec = networks.get(network)
     version = f"{spec.version} ({spec.field}x{spec.field} field)"
     test_x = crop(data["test_x"], config)
@@ -253,9 +254,8 @@ class Boosted:
         path = run_dir / f"net{k}_set.pt"
         if not path.exists():
             x, y = make_set()
-            torch.save(dict(x=x, y=y), path.with_suffix(".tmp"))
-            path.with_suffix(".tmp").replace(path)
-        chosen = torch.load(path, weights_only=True)
+            atomic_save(dict(x=x, y=y), path)
+        chosen = load_checked(path, f"delete {path} (it is made again from the net's run)")
         own = dict(data, train_x=chosen["x"], train_y=chosen["y"])
         return trained(LENET4, seed + BOOST_SEED * (k - 1), run_dir / f"net{k}", own, require_portable)
 

@@ -16,6 +16,7 @@ One build per number type and flags, cached by a hash of the source and the comm
 $XDG_CACHE_HOME/repro-lenet5 (default ~/.cache).
 """
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -28,7 +29,7 @@ import torch
 from . import paper
 from . import layers
 from .layers import c3_pairs
-from .model import check_input
+from .model import check_input, check_labels
 
 SOURCES = {"lenet5": Path(__file__).with_name("lenet5_step.c"),  # LeNet-5, written out for its sizes
            "network": Path(__file__).with_name("network_step.c")}  # the networks of repro/networks.py
@@ -123,6 +124,18 @@ def library(dtype, arch="default", source="lenet5"):
                                 f"{list(layout)} differs from native.py's {expected}")
     _LIBRARIES[key] = lib
     return lib
+
+
+@functools.cache
+def available():
+    """(True, "") where the native code builds and loads on this machine, else (False, why), e.g.
+    (False, "no C compiler (...)"): tried once per process (tests/conftest.py skips the tests that
+    need it, and says so, where it is False)."""
+    try:
+        library(torch.float32)
+    except NativeUnavailable as e:
+        return False, str(e)
+    return True, ""
 
 
 def net_struct(real):
@@ -224,9 +237,8 @@ class NativeStep:
         n = len(xs)
         losses, outs = xs.new_empty(n), xs.new_empty(n, 10)
         if labels is not None:
+            check_labels(labels, n)
             labels = labels.to(torch.int64).contiguous()
-            if labels.shape != (n,):
-                raise ValueError(f"native step: {n} images need {n} labels, got shape {tuple(labels.shape)}")
         bad = self._block(lib, net, work, (p, self._pointers(eps, dtype, "eps") if eps is not None else None,
                                            self._pointers(dst, dtype, "gradient") if dst is not None else p, _ptr(xs),
                                            _ptr(labels), ctypes.c_int(n), ctypes.c_int(mode), _ptr(losses), _ptr(outs)))
@@ -255,6 +267,7 @@ class NativeStep:
         dtype = next(iter(params.values())).dtype
         lib, net, work = self._net(dtype)
         h = {k: torch.zeros_like(v) for k, v in params.items()}
+        check_labels(labels, len(x))
         labels = labels.to(torch.int64).contiguous()
         x = x.to(dtype).contiguous()
         bad = self._curvature(lib, net, work, (self._pointers(params, dtype, "params"), _ptr(x), _ptr(labels),

@@ -29,7 +29,7 @@ from torch.func import functional_call, grad_and_value
 
 from .config import Config
 from .loss import make_loss
-from .model import build
+from .model import build, check_input
 from .native import NativeStep, NativeUnavailable, NetworkStep, adam_update
 from .native import fast as native_fast
 from .sdlm import hessian_diagonal
@@ -86,6 +86,8 @@ class TorchStep:
         self.fn, self.kind, self.template, self.loss_fn = fn, kind, template, loss_fn
 
     def __call__(self, params, eps, xs, labels):
+        # The compiled graph cannot test pixel values (repro.model.check_input): the block is tested here.
+        check_input(xs, None, self.template.field, type(self.template).__name__)
         return self.fn(params, eps, xs, labels)
 
     @torch.no_grad()

@@ -17,11 +17,9 @@ number of a run is computed by repro/native.py's C code or by elementwise PyTorc
 round once (no reductions, no BLAS), and the means recorded are exact sums (math.fsum) rounded once.
 A checkpoint is tied to the library's source hash: code that changed since refuses to resume it.
 """
-import csv
 import functools
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,8 +31,8 @@ from . import data as mnist
 from . import paper
 from .config import Config
 from .distortions import RANGE_SETS, distort, distorted_pool
-from .loss import make_loss
-from .model import FeedForward, build
+from .files import atomic_save, load_checked, run_lock, write_rows
+from .model import FeedForward, build, check_labels
 from .networks import LENET5, get as get_network
 from .provenance import library_sha256, provenance
 from .sdlm import below_mu, eps_stats, shared_curvature, step_sizes
@@ -45,11 +43,30 @@ CHECK_EVERY = 1000  # patterns between finiteness checks and progress updates
 PORTABLE_STEPS = ("native",)  # the step kinds whose numbers are the same on every x86-64 CPU
 METRIC_FIELDS = ("pass", "eta", "train_error_online", "train_loss_online", "train_error", "train_loss",
                  "test_error", "test_loss", "test_misses", "eps_min", "eps_median", "eps_max",
-                 "seconds", "eval_seconds", "samples_per_s")
+                 "seconds", "eval_seconds", "samples_per_s", "failed")
 
 
 class TrainingDiverged(RuntimeError):
     pass
+
+
+class TrainingFailed(RuntimeError):
+    """A run that stays at chance without diverging: every number finite, nothing learnt."""
+
+
+# A run has failed once its on-the-fly training error has been at least FAILED_ERROR (chance is 90%)
+# for FAILED_PASSES passes in a row: with eta x 1000 the network saturates and stays there.
+FAILED_ERROR, FAILED_PASSES = 0.8, 3
+
+
+def failed_at(metrics):
+    """The pass at which the rule above fired on these metric rows, or None."""
+    run = 0
+    for row in metrics:
+        run = run + 1 if row["train_error_online"] >= FAILED_ERROR else 0
+        if run == FAILED_PASSES:
+            return row["pass"]
+    return None
 
 
 def run_pass(update, xs, ys, block=BLOCK, every_chunk=None):
@@ -84,6 +101,7 @@ def exact_mean(values):
 @torch.no_grad()
 def evaluate(step, params, x, labels, batch=1000):
     """(error fraction, misses, mean loss) of the network `params` on (x, labels), in batches."""
+    check_labels(labels, len(x))
     misses, losses = 0, []
     for i in range(0, len(x), batch):
         loss, y = step.evaluate(params, x[i:i + batch], labels[i:i + batch])
@@ -136,21 +154,6 @@ def exact_moments(t):
     return mean, math.sqrt(math.fsum(c * (v - mean) ** 2 for v, c in zip(values, counts)) / (n - 1))
 
 
-def atomic_save(obj, path):
-    tmp = Path(str(path) + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def write_rows(path, fields, rows):
-    tmp = Path(str(path) + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-
-
 class Progress:
     """mode "bar": a per-pass line and, on an interactive terminal, a bar redrawn within the pass;
     "lines": per-pass lines only (several runs sharing a terminal); None: silent."""
@@ -201,7 +204,7 @@ class Run:
 
 
 def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress="bar", label=None, compile=True,
-          eval_train="every", require_portable=False):
+          eval_train="every", require_portable=False, may_fail=False):
     """Train (or resume) one run in `run_dir`; returns the list of per-pass metric rows.
 
     `compile` selects the fast online step (repro.step.make_step: native on a CPU, torch.compile on
@@ -209,35 +212,56 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
     config. `require_portable` refuses to train unless the step gives the same bits on every x86-64
     CPU (the targets that write results/ set it). `eval_train="last"` measures the error on the
     whole training set after the last pass only (the on-the-fly error is recorded every pass), which
-    saves time where only the final numbers are compared."""
+    saves time where only the final numbers are compared. A run that stays at chance (failed_at)
+    raises TrainingFailed, unless `may_fail` (the literal text, the ablations, the findings: variants
+    that may not train), which trains on and marks its rows `failed` from that pass on.
+
+    One process at a time trains a run folder (a lock): a second one waits, then resumes or reads."""
     if eval_train not in ("every", "last"):
         raise ValueError(f"eval_train={eval_train!r}: expected 'every' or 'last'")
-    run = setup(config, seed, Path(run_dir), data, torch.device(device), compile, require_portable)
     show = Progress(progress, label or f"[seed {seed}]")
-    for p in range(run.start, config.passes):
-        row = one_pass(run, p, show, evaluate_train=eval_train == "every" or p + 1 == config.passes)
-        record(run, row)
-        eps_range = f" eps {row['eps_min']:.1e}..{row['eps_max']:.1e}" if config.optimizer != "adam" else ""
-        show.line(f"pass {p + 1:2d}/{config.passes} eta={row['eta']:.0e} online train err {row['train_error_online']:.2%} "
-                  f"train err {row['train_error']:.2%} test err {row['test_error']:.2%} ({row['test_misses']})"
-                  f"{eps_range} {row['samples_per_s']:,.0f}/s")
+    with run_lock(run_dir, show.line):
+        run = setup(config, seed, Path(run_dir), data, torch.device(device), compile, require_portable)
+        check_failed(run, may_fail)
+        for p in range(run.start, config.passes):
+            row = one_pass(run, p, show, evaluate_train=eval_train == "every" or p + 1 == config.passes)
+            row["failed"] = failed_at(run.metrics + [row]) is not None
+            record(run, row)
+            eps_range = f" eps {row['eps_min']:.1e}..{row['eps_max']:.1e}" if config.optimizer != "adam" else ""
+            show.line(f"pass {p + 1:2d}/{config.passes} eta={row['eta']:.0e} online train err {row['train_error_online']:.2%} "
+                      f"train err {row['train_error']:.2%} test err {row['test_error']:.2%} ({row['test_misses']})"
+                      f"{eps_range} {row['samples_per_s']:,.0f}/s" + (" FAILED (at chance)" if row["failed"] else ""))
+            check_failed(run, may_fail)
     return run.metrics
 
 
-def trained(config: Config, seed: int, run_dir, data=None, require_portable=False, progress=None, label=None):
+def check_failed(run, may_fail):
+    """TrainingFailed where the run's rows show it stayed at chance and it may not fail."""
+    p = failed_at(run.metrics)
+    if p is not None and not may_fail:
+        raise TrainingFailed(f"{run.dir}: the training error stayed at chance ({FAILED_ERROR:.0%} or more on the fly) "
+                             f"for {FAILED_PASSES} passes up to pass {p}; nothing finite went wrong, the network did "
+                             "not learn (a rate too large saturates it). Its checkpoint is kept; delete the folder "
+                             "to train it again")
+
+
+def trained(config: Config, seed: int, run_dir, data=None, require_portable=False, progress=None, label=None,
+            may_fail=False):
     """The network a finished run in `run_dir` left (trained, or its training resumed, first): the
     config's network with its final weights. Several processes may ask for the same run (LeNet-4's
-    for its own row and for the rows built on its features): a file lock has them train it once."""
-    import fcntl
+    for its own row and for the rows built on its features): train()'s lock has them train it once."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "train.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        train(config, seed, run_dir, data, progress=progress, label=label, eval_train="last",
-              require_portable=require_portable)
+    train(config, seed, run_dir, data, progress=progress, label=label, eval_train="last",
+          require_portable=require_portable, may_fail=may_fail)
     model = build(config)
-    model.load_state_dict(torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"])
+    model.load_state_dict(read_checkpoint(run_dir)["model"])
     return model
+
+
+def read_checkpoint(run_dir, map_location=None):
+    """A run's checkpoint, checked against its SHA-256 (repro.files)."""
+    return load_checked(Path(run_dir) / "checkpoint.pt", f"delete {run_dir} to train the run again",
+                        map_location=map_location)
 
 
 def setup(config, seed, run_dir, data, device, compile, require_portable):
@@ -284,7 +308,7 @@ def setup(config, seed, run_dir, data, device, compile, require_portable):
 
 def resume(run):
     """Load the run's checkpoint, refusing one from another config, seed or library source."""
-    ckpt = torch.load(run.checkpoint, map_location=next(iter(run.params.values())).device, weights_only=True)
+    ckpt = read_checkpoint(run.dir, map_location=next(iter(run.params.values())).device)
     stored = Config(**{**Config().to_dict(), **ckpt["config"]})  # a field added since then has its default
     if stored != run.config or ckpt["seed"] != run.seed:
         raise ValueError(f"{run.checkpoint} belongs to another config or seed; use another run directory")

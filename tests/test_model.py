@@ -155,6 +155,28 @@ def test_images_of_another_float_dtype_are_a_clear_error():
         LeNet5().trace(torch.zeros(1, 1, 32, 32, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_pixels_are_refused(model, value):
+    """A NaN pixel would give NaN penalties and class 0, an infinite one some class."""
+    x = torch.zeros(300, 1, 32, 32)
+    x[17, 0, 3, 4] = x[200, 0, 31, 31] = value
+    # predict in chunks of 100 still counts and indexes the whole batch
+    for run in (model, model.trace, model.predict, lambda x: predict(model, x, batch=100)):
+        with pytest.raises(ValueError, match=r"LeNet5 got 2 of 300 images with NaN or infinite pixels "
+                                             r"\(the first: image 17\)"):
+            run(x)
+
+
+def test_predict_in_chunks_gives_the_classes_of_one_pass():
+    model = LeNet5(get_config(init_scale=10.0))  # untrained at the paper's scale, every image would get one class
+    x = torch.randn(300, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    whole = model(x).argmin(1)
+    assert len(whole.unique()) >= 5
+    assert torch.equal(model.predict(x, batch=64), whole)  # 4 chunks of 64 and one of 44
+    assert torch.equal(predict(model, x, batch=7), whole)
+    assert predict(model, x[:0]).shape == (0,)
+
+
 def test_variants_counts():
     assert param_count(LeNet5(get_config(c3="full")).c3) == 2_416
     assert param_count(LeNet5(get_config("modern"))) == 61_706

@@ -13,7 +13,10 @@ from repro.distortions import random_affine, resample
 from repro.loss import make_loss
 from repro.sdlm import hessian_diagonal, step_sizes
 from repro.step import Adam, make_step
-from test_step import ONLINE, native_or_skip
+from conftest import needs_native
+from test_step import ONLINE
+
+pytestmark = needs_native
 
 
 def cpu_flags():
@@ -48,7 +51,6 @@ def fingerprint(variant, arch, x, y):
 @pytest.mark.parametrize("variant", ["paper", "max-pool", "modern+sdlm", "average-pool"])
 def test_every_instruction_set_gives_the_same_bits(variant):
     """Vector width and instruction choice change nothing: the results are fixed by the C source."""
-    native_or_skip()
     d = mnist.load_mnist()
     x, y = d["train_x"][:300], d["train_y"][:300]
     prints = {arch: fingerprint(variant, arch, x, y) for arch in ARCHS}
@@ -58,7 +60,6 @@ def test_every_instruction_set_gives_the_same_bits(variant):
 @pytest.mark.parametrize("boundary", ["paper", "exact"])
 @pytest.mark.parametrize("variant", ONLINE)
 def test_curvature_matches_the_pytorch_pass(variant, boundary):
-    native_or_skip()
     config = get_config(variant, boundary=boundary)
     model = LeNet5(config, seed=3).double()
     d = mnist.load_mnist()
@@ -72,7 +73,6 @@ def test_curvature_matches_the_pytorch_pass(variant, boundary):
 
 @pytest.mark.parametrize("variant", ["paper", "modern", "modern+rbf", "max-pool"])
 def test_gradient_sums_what_autograd_gives(variant):
-    native_or_skip()
     config = get_config(variant)
     model = LeNet5(config, seed=1).double()
     d = mnist.load_mnist()
@@ -91,7 +91,6 @@ def test_gradient_sums_what_autograd_gives(variant):
 
 
 def test_adam_matches_torch_optim_adam():
-    native_or_skip()
     config = get_config("modern", lr=3e-3)
     d = mnist.load_mnist()
     x, y = d["train_x"][:96].double(), d["train_y"][:96]
@@ -117,14 +116,12 @@ def test_adam_matches_torch_optim_adam():
 
 
 def test_distortions_match_grid_sample():
-    native_or_skip()
     x = mnist.load_mnist()["train_x"][:200]
     theta = random_affine(len(x), torch.Generator().manual_seed(0))
     torch.testing.assert_close(native.distort_images(x, theta, -0.1), resample(x, theta), rtol=0, atol=1e-5)
 
 
 def test_bad_parameters_and_labels_are_clear_errors():
-    native_or_skip()
     config = get_config("paper")
     step, _ = make_step(config)
     params = {k: p.detach() for k, p in LeNet5(config).named_parameters()}
@@ -143,7 +140,6 @@ def test_bad_parameters_and_labels_are_clear_errors():
 
 
 def test_a_struct_that_disagrees_with_the_c_layout_is_refused(monkeypatch):
-    native_or_skip()
     import ctypes
 
     def short_struct(real):

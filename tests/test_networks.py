@@ -10,6 +10,7 @@ from repro.model import Network, build
 from repro.step import make_step
 from repro.tables import layer_rows
 from repro.train import crop
+from conftest import needs_native
 
 NAMES = sorted(networks.NETWORKS)
 
@@ -92,6 +93,7 @@ def test_place_code_output_picks_the_largest_unit():
     assert torch.equal(networks.place_code(), 2 * torch.eye(10) - 1)
 
 
+@needs_native
 @pytest.mark.parametrize("name", NAMES)
 def test_native_step_matches_pytorch(name):
     """The online step (losses, penalties, updated weights) and the curvature pass of network_step.c
@@ -149,6 +151,7 @@ def test_fields_centre_the_digits():
         to_field(img, 27)
 
 
+@needs_native
 @pytest.mark.parametrize("name", ["lenet4", "mlp-300-100"])
 def test_every_instruction_set_gives_the_same_bits(name):
     """network_step.c built for each instruction set this CPU runs: identical curvature, weights

@@ -1,4 +1,9 @@
 """The fast online steps (native, torch.compile) compute what the eager one does."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -8,6 +13,7 @@ from repro.config import VARIANTS
 from repro.sdlm import hessian_diagonal, step_sizes
 from repro.loss import make_loss
 from repro.train import run_pass
+from conftest import needs_native
 
 # In float64 two implementations of the same step differ only by rounding (~1e-16 per operation),
 # and the parameters must agree to 1e-9 after STEPS updates at the recipe's first-pass step sizes.
@@ -46,16 +52,9 @@ def compare(variant, kind):
     return fast, step, x
 
 
-def native_or_skip():
-    try:
-        native.library(torch.float64)
-    except native.NativeUnavailable as e:
-        pytest.skip(f"no native step on this machine: {e}")
-
-
+@needs_native
 @pytest.mark.parametrize("variant", ONLINE)
 def test_native_step_matches_eager(variant):
-    native_or_skip()
     params, step, x = compare(variant, "native")
     model = LeNet5(get_config(variant)).double()
     model.load_state_dict({k: v.detach() for k, v in params.items()}, strict=False)
@@ -63,12 +62,18 @@ def test_native_step_matches_eager(variant):
 
 
 def test_compiled_step_matches_eager():
-    """torch.compile's step: the CUDA path, and the CPU path where no C compiler is found."""
-    compare("paper", "compiled")
+    """torch.compile's step: the CUDA path, and the CPU's where the native code cannot be built."""
+    step, _ = step_module.make_step(get_config("paper"), native=False)  # cached: compare() reuses it
+    if step.kind == "eager":  # make_step has warned why
+        pytest.skip("torch.compile cannot build a step here (on a CPU it needs a C++ compiler)")
+    params, step, x = compare("paper", "compiled")
+    eps = {k: torch.zeros_like(v) for k, v in params.items()}
+    with pytest.raises(ValueError, match="NaN or infinite pixels"):  # TorchStep tests the block: the graph cannot
+        step(params, eps, torch.full_like(x[:8], float("nan")), torch.zeros(8, dtype=torch.long))
 
 
+@needs_native
 def test_native_step_refuses_bad_input():
-    native_or_skip()
     config = get_config("paper")
     step, _ = step_module.make_step(config)
     params = {k: p.detach() for k, p in LeNet5(config).named_parameters()}
@@ -76,6 +81,11 @@ def test_native_step_refuses_bad_input():
         step.forward(params, torch.zeros(2, 1, 28, 28))
     with pytest.raises(ValueError, match="contiguous CPU"):
         step.forward({k: v.double() if k == "c1.bias" else v for k, v in params.items()}, torch.zeros(2, 1, 32, 32))
+    nan = torch.zeros(2, 1, 32, 32)
+    nan[1, 0, 7, 7] = float("nan")
+    eps = {k: torch.full_like(v, 1e-4) for k, v in params.items()}
+    with pytest.raises(ValueError, match=r"1 of 2 images with NaN or infinite pixels \(the first: image 1\)"):
+        step(params, eps, nan, torch.tensor([1, 2]))  # the training loop's call
 
 
 def test_without_a_compiler_training_falls_back_to_eager_with_a_warning_per_step_kind(monkeypatch):
@@ -99,3 +109,16 @@ def test_without_a_compiler_training_falls_back_to_eager_with_a_warning_per_step
     eps = {k: torch.full_like(p, 1e-3) for k, p in params.items()}
     loss, y = step(params, eps, torch.zeros(1, 1, 32, 32), torch.tensor([3]))
     assert torch.isfinite(loss) and y.shape == (1, 10)
+    with pytest.raises(ValueError, match="NaN or infinite pixels"):
+        step(params, eps, torch.full((1, 1, 32, 32), float("inf")), torch.tensor([3]))
+
+
+def test_without_a_compiler_the_native_tests_are_skipped_and_the_run_says_so(tmp_path):
+    """tests/conftest.py on a machine without a C compiler (CC names none; an empty build cache)."""
+    env = dict(os.environ, CC=str(tmp_path / "no-compiler"), XDG_CACHE_HOME=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_golden.py"],
+                          cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert done.stdout.startswith("NOT RUN: the golden proof (tests/test_golden.py) and the other native-code tests; "
+                                  "the native code is unavailable here: no C compiler (")
+    assert "\n3 skipped in " in done.stdout

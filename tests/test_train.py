@@ -9,6 +9,7 @@ import torch
 
 from repro import data as mnist
 from repro.config import get_config
+from repro.files import atomic_save
 from repro.provenance import library_sha256
 from repro.train import HESSIAN, ORDER, TrainingDiverged, exact_moments, pass_patterns, prepare_inputs, train
 from repro.train import setup as setup_run  # not `setup`: older pytest calls a module's setup() as a hook
@@ -32,6 +33,12 @@ def same_bits(a, b):
     if isinstance(a, (list, tuple)):
         return isinstance(b, (list, tuple)) and len(a) == len(b) and all(same_bits(x, y) for x, y in zip(a, b))
     return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
+def resave(ckpt, path):
+    """Write a checkpoint a test has edited, with the SHA-256 of its new contents (repro.files)."""
+    ckpt.pop("sha256", None)
+    atomic_save(ckpt, path)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +65,7 @@ def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, small_data):
     # "interrupt" after pass 1: the checkpoint holds config passes=1, so continue with the full config
     ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
     ckpt["config"]["passes"] = 2
-    torch.save(ckpt, tmp_path / "cut" / "checkpoint.pt")
+    resave(ckpt, tmp_path / "cut" / "checkpoint.pt")
     resumed = train(get_config(**SMALL), 5, tmp_path / "cut", small_data, progress=None)
     assert drop_timing(resumed) == drop_timing(whole)
     a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["model"]
@@ -100,7 +107,7 @@ def test_distorted_run_and_a_checkpoint_from_before_a_new_config_field(tmp_path,
     plain = get_config(**dict(SMALL, passes=1))
     del ckpt["config"]["distortions"]
     ckpt["config"].update({k: v for k, v in plain.to_dict().items() if k != "distortions"})
-    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    resave(ckpt, tmp_path / "checkpoint.pt")
     assert train(plain, 0, tmp_path, small_data, progress=None) == ckpt["metrics"]
 
 
@@ -128,7 +135,7 @@ def test_adam_resume_gives_the_numbers_and_weights_of_an_uninterrupted_run(tmp_p
     ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
     assert ckpt["adam"] is not None and ckpt["library_sha256"] == library_sha256()
     ckpt["config"]["passes"] = 2
-    torch.save(ckpt, tmp_path / "cut" / "checkpoint.pt")
+    resave(ckpt, tmp_path / "cut" / "checkpoint.pt")
     resumed = train(get_config(variant, **SMALL), 3, tmp_path / "cut", small_data, progress=None)
     assert [m["pass"] for m in resumed] == [1, 2]
     assert json.loads((tmp_path / "cut" / "meta_pass1.json").read_text())["resumed_from_pass"] == 1
@@ -202,7 +209,7 @@ def test_resume_refuses_a_checkpoint_from_other_library_code(tmp_path, small_dat
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["library_sha256"] == library_sha256()
     ckpt["library_sha256"] = "0" * 64
-    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    resave(ckpt, tmp_path / "checkpoint.pt")
     with pytest.raises(ValueError, match="other code"):
         train(config, 0, tmp_path, small_data, progress=None)
 
