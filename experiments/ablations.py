@@ -15,7 +15,7 @@ The setting with the lowest validation error after the last pass wins (ties: the
 Runs live in runs/ablations/<variant>/[<chosen setting>/]seed<N> (select/ for the search), each with a
 checkpoint per pass: an interrupted `make ablations` resumes, finished runs are read, not retrained,
 and a setting that a changed grid chooses anew trains in its own directory. Only the full default run
-(all default variants and seeds, no --passes) writes results/ and README.md, and only from committed
+(all default variants and seeds, no --passes) writes results/ and RESULTS.md, and only from committed
 code; any other run, or one with --scratch, writes scratch/results/ablations/ and caches runs in
 scratch/runs/ablations/. Writes results/ablations/:
 
@@ -33,8 +33,8 @@ Statistics (experiments/stats.py). A seed fixes the pattern order, and the initi
 and initialisation agree, so each variant is compared with the recipe seed by seed: a two-sided paired
 t-test on the per-seed differences of the final test error, with the 95% CI of the mean difference
 from the t distribution, and Holm-Bonferroni over all compared variants at alpha = 0.05. The verdict
-is "better" or "worse" where Holm rejects, otherwise "not separated from the recipe"; README's
-findings are sentences built from stats.csv. stats.csv, table.md and both README blocks are render()'s,
+is "better" or "worse" where Holm rejects, otherwise "not separated from the recipe"; the
+findings are sentences built from stats.csv. stats.csv, table.md and both RESULTS.md blocks are render()'s,
 made from metrics.csv, selection.csv, invocation.json and the committed code only.
 """
 import argparse
@@ -46,10 +46,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from readme import BLOCK, invocation, read_block, write, write_invocation
+from blocks import RESULTS_MD, invocation, read_block, write, write_invocation
 from stats import ALPHA, TRAINS_BELOW, compare
 from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
                     output_dirs, quick_overrides, run_all, validated)
+from repro import paper
+from repro.config import VARIANTS, Config, get_config
+from repro.layers import param_count
+from repro.model import LeNet5
 
 SEEDS = [0, 1, 2, 3, 4]
 SELECT_SEED = 0
@@ -75,7 +79,6 @@ def setting_name(setting):
 
 
 def variant_job(variant, seed, run_dir, split="train", quick=None, **overrides):
-    from repro.config import get_config
     label = f"{variant} {setting_name(overrides)} seed {seed}" if overrides else f"{variant} seed {seed}"
     return job(label, get_config(variant, **overrides, **(quick or {})), seed, run_dir, split, eval_train="last",
                may_fail=True)  # an ablation may not train: it is then recorded as failed
@@ -130,7 +133,6 @@ VERDICTS = {"lower": "better", "higher": "worse", "not separated": "not separate
 
 def changes(variant, chosen):
     """What a variant changes: its overrides of the recipe (a chosen value replaces a placeholder)."""
-    from repro.config import VARIANTS
     picked = chosen.get(variant, {})
     what = ", ".join(f"{k}={v}" for k, v in VARIANTS[variant].items() if k not in picked) or "the faithful recipe"
     return what + (f" (chosen: {setting_name(picked)})" if picked else "")
@@ -139,7 +141,6 @@ def changes(variant, chosen):
 def against(variant):
     """The recipe's values of the fields a variant changes (and of CONTEXT's fields that define them),
     each marked where the recipe departs from the text (paper-literal's value)."""
-    from repro.config import VARIANTS, Config
     recipe, text = Config(), VARIANTS["paper-literal"]
     fields = [k for k, v in VARIANTS[variant].items() if getattr(recipe, k) != v]
     fields = list(dict.fromkeys(f for k in fields for f in (k, *CONTEXT.get(k, ()))))
@@ -198,7 +199,7 @@ def table(last, stats, params):
 
 
 def findings(stats, last):
-    """README's findings: sentences built from stats.csv, and from the final rows (metrics.csv) the
+    """The findings: sentences built from stats.csv, and from the final rows (metrics.csv) the
     seeds that did not train."""
     pts = lambda x: f"{100 * x:+.2f}"
     ci = lambda r: f"{pts(r.diff)} points (95% CI {pts(r.ci_low)} to {pts(r.ci_high)}; p = {r.p:.2g}, Holm-adjusted {r.p_holm:.2g})"
@@ -234,11 +235,8 @@ def findings(stats, last):
 
 
 def render(results_dir):
-    """stats.csv, table.md and README's two blocks, made from results/ablations/ (metrics.csv,
+    """stats.csv, table.md and RESULTS.md's two blocks, made from results/ablations/ (metrics.csv,
     selection.csv where a variant was searched, invocation.json) and the committed code only."""
-    from repro.config import get_config
-    from repro.layers import param_count
-    from repro.model import LeNet5
     results_dir = Path(results_dir)
     last = finals(pd.read_csv(results_dir / "metrics.csv"))
     has_search = (results_dir / "selection.csv").exists()
@@ -254,15 +252,14 @@ def render(results_dir):
              f"run side by side, one process per core. This invocation took {wall / 60:.1f} min of wall time (runs "
              "finished by an earlier invocation are read, not retrained).\n")
     return {"stats.csv": stats_csv, "table.md": text,
-            BLOCK + "ablations": text.split("\n", 1)[1] + "\n![ablations](results/ablations/ablations.png)\n",
-            BLOCK + "ablations-findings": findings(stats, last)}
+            RESULTS_MD + "ablations": text.split("\n", 1)[1] + "\n![ablations](results/ablations/ablations.png)\n",
+            RESULTS_MD + "ablations-findings": findings(stats, last)}
 
 
 def plot(last, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from repro import paper
     variants = list(dict.fromkeys(last.variant))
     fig, ax = plt.subplots(figsize=(9, 0.42 * len(variants) + 1.2))
     for i, v in enumerate(variants):
@@ -281,7 +278,6 @@ def plot(last, path):
 
 
 def main():
-    from repro.config import VARIANTS, get_config
     default = [v for v in VARIANTS if not v.startswith(("paper-", "distortions"))]  # other make targets run those
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False)
@@ -310,8 +306,8 @@ def main():
         return selection_jobs(sorted(set(needs.values())), runs, quick) + [
             variant_job(v, s, run_dir(runs, v, s, {}), quick=quick) for v in variants if v not in needs for s in args.seeds]
     first = validated(ap, build_first_jobs)
-    if not scratch:  # README must have the blocks the full run writes, before anything trains
-        validated(ap, lambda: [read_block(b) for b in ("ablations", "ablations-findings")])
+    if not scratch:  # RESULTS.md must have the blocks the full run writes, before anything trains
+        validated(ap, lambda: [read_block(RESULTS_MD + b) for b in ("ablations", "ablations-findings")])
     confirm_outputs("make ablations", scratch, out, runs)
     t0 = time.time()
     run_all(first, args.workers)
@@ -339,9 +335,9 @@ def main():
     write_invocation(out, time.time() - t0)
     plot(finals(metrics), out / "ablations.png")
     texts = render(out)
-    write(out, texts, readme=not scratch)
+    write(out, texts, blocks=not scratch)
     print(texts["table.md"])
-    print(texts[BLOCK + "ablations-findings"])
+    print(texts[RESULTS_MD + "ablations-findings"])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """`make bench`: throughput of the faithful online step as `make reproduce` runs it (the native
-step of repro/native.py), against a plain eager implementation of the same step, measured in one
+step of repro/native/), against a plain eager implementation of the same step, measured in one
 run on this machine.
 
 What is timed: `train.run_pass` (step + per-pattern bookkeeping) over real MNIST patterns with the
@@ -9,11 +9,11 @@ the CPU fallback without a C compiler), the aggregate of one native run per core
 (`make reproduce` runs seeds that way), the Adam update of the `adam` ablation (mini-batches of 64,
 native against eager torch.optim), evaluation throughput (70,000 images, as after each pass,
 with the native forward pass as training uses it), the online step of each of the other networks
-of Sec. III-C (repro/networks.py, network_step.c) against its eager step, the opt-in CPU-specific native build
+of Sec. III-C (repro/networks.py, repro/native/network_step.c) against its eager step, the opt-in CPU-specific native build
 (REPRO_NATIVE_FAST=1: what the portable arithmetic costs), and the CUDA step when a GPU is present. Writes
-results/bench/bench.json and README's bench block, and prints, last,
+results/bench/bench.json and RESULTS.md's bench block (render(): from bench.json only), and prints, last,
 `bench: online_samples_per_s=<N> eager_samples_per_s=<M> speedup=<N/M>x`. Only the full default run
-(30 s per measurement) writes results/ and README.md, and only from committed code; shorter or longer
+(30 s per measurement) writes results/ and RESULTS.md, and only from committed code; shorter or longer
 measurements (--seconds, make: BENCH_SECONDS) or --scratch write scratch/results/bench/ instead.
 """
 import argparse
@@ -21,19 +21,27 @@ import json
 import multiprocessing as mp
 import os
 import time
+from pathlib import Path
 
 import torch
 
-from readme import update_block
+from blocks import RESULTS_MD, write
 from runner import add_scratch_arg, confirm_outputs, output_dirs, positive_seconds
+from repro import LeNet5, get_config
+from repro import data as mnist
+from repro.config import Config
+from repro.loss import make_loss
+from repro.model import build
+from repro.networks import NETWORKS
+from repro.provenance import provenance
+from repro.sdlm import hessian_diagonal, step_sizes
+from repro.step import Adam, make_step
+from repro.train import crop, evaluate, load_data, run_pass
 
 SECONDS = 30.0  # per measurement, in the full default run
 
 
 def setup(device="cpu"):
-    from repro import LeNet5, data as mnist, get_config
-    from repro.loss import make_loss
-    from repro.sdlm import hessian_diagonal, step_sizes
     config = get_config("paper")
     d = mnist.load_mnist()
     x, y = d["train_x"][:20_000].to(device), d["train_y"][:20_000].to(device)
@@ -45,7 +53,6 @@ def setup(device="cpu"):
 
 def throughput(step, params, eps, x, y, seconds, chunk=1000):
     """Patterns per second of run_pass over `seconds` (after one warm-up chunk)."""
-    from repro.train import run_pass
     update = lambda xs, ys: step(params, eps, xs, ys)
     run_pass(update, x[:chunk], y[:chunk])
     done, t0, i = 0, time.perf_counter(), chunk
@@ -66,7 +73,6 @@ def single(kind, seconds):
     torch.backends.mkldnn.enabled = False  # as in make reproduce
     if kind == "native-fast":
         os.environ["REPRO_NATIVE_FAST"] = "1"
-    from repro.step import make_step
     config, _, params, eps, x, y, _ = setup()
     step, compile_seconds = make_step(config, compile=kind != "eager", native=kind.startswith("native"))
     assert step.kind == kind, f"asked for the {kind} step, got {step.kind}"
@@ -76,8 +82,6 @@ def single(kind, seconds):
 def adam_throughput(native, seconds):
     """Patterns per second of the `adam` ablation's update (mini-batches of 64, the paper's network):
     the native gradient and C update as training runs them, or torch.optim.Adam on eager autograd."""
-    from repro import LeNet5, data as mnist, get_config
-    from repro.step import Adam, make_step
     torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False
     config = get_config("adam", lr=1e-3)
@@ -99,11 +103,6 @@ def adam_throughput(native, seconds):
 def network_throughput(name, seconds):
     """(native, eager) samples/s of the online step of one of repro/networks.py's networks, on real
     patterns of its own input field with its first-pass SDLM step sizes, one thread."""
-    from repro.config import Config
-    from repro.model import build
-    from repro.step import make_step
-    from repro.sdlm import step_sizes
-    from repro.train import crop, load_data
     torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False
     config = Config(network=name)
@@ -123,6 +122,35 @@ def _worker(args):
     return single(*args)[0]
 
 
+def render(results_dir):
+    """RESULTS.md's bench block, from bench.json only."""
+    r = json.loads((Path(results_dir) / "bench.json").read_text())
+    seconds, online, fast, eager = (r[k] for k in ("seconds_per_measurement", "online_samples_per_s",
+                                                   "fast_native_samples_per_s", "eager_samples_per_s"))
+    networks = "".join(f"| {n} (`make compare`), native and eager ({seconds / 3:g} s each) | {v['native_samples_per_s']:,.0f} "
+                       f"and {v['eager_samples_per_s']:,.0f} samples/s "
+                       f"({v['native_samples_per_s'] / v['eager_samples_per_s']:.1f}x) |\n" for n, v in r["networks"].items())
+    cuda = f"| CUDA online step | {r['cuda_samples_per_s']:,.0f} samples/s |\n" if r["cuda_samples_per_s"] else ""
+    return {RESULTS_MD + "bench": f"""Measured by `make bench` ({seconds:g} s per measurement) on {r['cpu_model']}, {r['parallel_processes']} cores,
+torch {r['torch']}, one thread per process; compilation and warm-up excluded:
+
+| what | throughput |
+|---|---|
+| faithful online step, native (as `make reproduce` runs it: the same bits on every x86-64 CPU) | {online:,.0f} samples/s |
+| the same step, CPU-specific native build (`REPRO_NATIVE_FAST=1`, exploration only) | {fast:,.0f} samples/s |
+| cost of portable numbers (portable over CPU-specific) | {online / fast:.0%} of the speed |
+| the same step, torch.compile (the CUDA path; CPUs without a C compiler) | {r['torch_compile_samples_per_s']:,.0f} samples/s |
+| the same step, plain eager PyTorch | {eager:,.0f} samples/s |
+| speed-up, native over eager | {online / eager:.2f}x |
+| Adam (the `adam` ablation: mini-batches of 64), native gradient and update | {r['adam_native_samples_per_s']:,.0f} samples/s |
+| the same, eager autograd and torch.optim.Adam | {r['adam_eager_samples_per_s']:,.0f} samples/s |
+| {r['parallel_processes']} runs side by side (one process per core) | {r['parallel_model_samples_per_s']:,.0f} model-samples/s |
+| evaluation (70,000 images, batch 1,000) | {r['eval_images_per_s']:,.0f} images/s |
+{networks}{cuda}| build time of the native step (0 where this machine built it before) | {r['compile_seconds']:.1f} s |
+| compile time of the torch.compile step | {r['torch_compile_seconds']:.1f} s |
+"""}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False)
@@ -138,8 +166,6 @@ def main():
     scratch = args.seconds != SECONDS or args.scratch
     out, _ = output_dirs("bench", scratch)
     confirm_outputs("make bench", scratch, out)
-    from repro.provenance import provenance
-    from repro.train import evaluate
 
     online, compile_seconds = single("native", args.seconds)
     print(f"native online step:   {online:,.0f} samples/s (build {compile_seconds:.1f} s)", flush=True)
@@ -162,7 +188,6 @@ def main():
     print(f"{cores} runs side by side: {sum(per_process):,.0f} model-samples/s "
           f"({', '.join(f'{v:,.0f}' for v in per_process)})", flush=True)
 
-    from repro.step import make_step
     config, _, params, _, _, _, d = setup()
     images = torch.cat([d["train_x"], d["test_x"]])
     labels = torch.cat([d["train_y"], d["test_y"]])
@@ -173,7 +198,6 @@ def main():
     print(f"evaluation: {eval_rate:,.0f} images/s ({len(images):,} images in {len(images) / eval_rate:.1f} s, "
           f"{torch.get_num_threads()} threads)", flush=True)
 
-    from repro.networks import NETWORKS
     networks = {name: network_throughput(name, args.seconds / 3) for name in NETWORKS}
     for name, (native_rate, eager_rate) in networks.items():
         print(f"{name}: {native_rate:,.0f} samples/s native, {eager_rate:,.0f} eager ({native_rate / eager_rate:.1f}x)",
@@ -197,28 +221,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=1))
     print(f"wrote {out / 'bench.json'}")
-    cuda_line = f"| CUDA online step | {cuda:,.0f} samples/s |\n" if cuda else ""
-    network_lines = "".join(f"| {n} (`make compare`), native and eager ({args.seconds / 3:g} s each) | {a:,.0f} and "
-                            f"{b:,.0f} samples/s ({a / b:.1f}x) |\n" for n, (a, b) in networks.items())
-    if not scratch:
-        update_block("bench", f"""Measured by `make bench` ({args.seconds:g} s per measurement) on {result['cpu_model']}, {cores} cores,
-torch {torch.__version__}, one thread per process; compilation and warm-up excluded:
-
-| what | throughput |
-|---|---|
-| faithful online step, native (as `make reproduce` runs it: the same bits on every x86-64 CPU) | {online:,.0f} samples/s |
-| the same step, CPU-specific native build (`REPRO_NATIVE_FAST=1`, exploration only) | {fast:,.0f} samples/s |
-| cost of portable numbers (portable over CPU-specific) | {online / fast:.0%} of the speed |
-| the same step, torch.compile (the CUDA path; CPUs without a C compiler) | {compiled:,.0f} samples/s |
-| the same step, plain eager PyTorch | {eager:,.0f} samples/s |
-| speed-up, native over eager | {online / eager:.2f}x |
-| Adam (the `adam` ablation: mini-batches of 64), native gradient and update | {adam_native:,.0f} samples/s |
-| the same, eager autograd and torch.optim.Adam | {adam_eager:,.0f} samples/s |
-| {cores} runs side by side (one process per core) | {sum(per_process):,.0f} model-samples/s |
-| evaluation (70,000 images, batch 1,000) | {eval_rate:,.0f} images/s |
-{network_lines}{cuda_line}| build time of the native step (0 where this machine built it before) | {compile_seconds:.1f} s |
-| compile time of the torch.compile step | {torch_compile_seconds:.1f} s |
-""")
+    write(out, render(out), blocks=not scratch)
     print(f"bench: online_samples_per_s={online:.0f} eager_samples_per_s={eager:.0f} speedup={online / eager:.2f}x")
 
 

@@ -6,7 +6,7 @@ results/reproduce/ and results/distortions/, not trained again. Writes results/c
   metrics.csv          one row per method and seed: data version, test error, the paper's error,
                        seconds to train and to score the test set, numbers stored at recognition time
   table.md             per method: what it is, our error (mean +- std over seeds), the paper's, the
-                       difference, the time; render() makes it and README's block from metrics.csv
+                       difference, the time; render() makes it and RESULTS.md's block from metrics.csv
   fig9_comparison.png  our errors beside the paper's, in the paper's order
   versions.png         examples of the regular, deslanted and 16x16 images
   invocation.json      this invocation's wall time
@@ -18,7 +18,7 @@ keeps its test scores and result in runs/compare/<method>/seed<N>/ and is read, 
 the next invocation if the same code made it (its meta.json holds the hashes of repro/ and
 repro/classical/; a run that other code made stops the invocation with a message naming it).
 Randomised methods (K-means, the distortions of the virtual support vectors) run SEEDS; the others
-are deterministic and run seed 0. Only the full default run writes results/ and README.md, and
+are deterministic and run seed 0. Only the full default run writes results/ and RESULTS.md, and
 only from committed code; --methods or --scratch write scratch/results/compare/.
 """
 import argparse
@@ -32,11 +32,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 import cost_figures
-from readme import BLOCK, invocation, write, write_invocation
+from blocks import README_MD, RESULTS_MD, invocation, write, write_invocation
 from runner import ROOT, add_scratch_arg, at_least_one, confirm_outputs, in_scratch, keep_provenance, output_dirs
-from repro import paper
+from stats import holm, paired
+from repro import classical, combinations, networks, paper, versions, weights
+from repro import data as mnist
+from repro.classical import METHODS, get
+from repro.layers import param_count
+from repro.provenance import LIBRARY, library_sha256, provenance
+from repro.rejection import rejection_to_reach
 
 SEEDS = [0, 1, 2]
 LENET5 = {"lenet5": ("reproduce", "paper", "LeNet-5 (make reproduce)"),
@@ -51,20 +58,16 @@ ORDER = ["v-svm-poly9-dist", "boosted-lenet4-dist", "rs-svm-poly5", "mlp-1000-di
 
 def rows():
     """Every row make compare runs: the classical methods and the neural ones."""
-    from repro import combinations, networks
-    from repro.classical import METHODS
     return [*METHODS, *networks.ROWS, *combinations.COMBINED]
 
 
 def seeds(name):
     """Randomised rows (K-means, distortions, every network's initial weights) run SEEDS; the others seed 0."""
-    from repro.classical import METHODS, get
     return SEEDS if name not in METHODS or get(name).randomised else [0]
 
 
 def shares_work(name):
     """Whether a row's later seeds wait on work its first seed does (the virtual SVs' first SVM)."""
-    from repro.classical import METHODS, get
     return name in METHODS and get(name).shares_work
 
 
@@ -79,9 +82,6 @@ def run_one(job):
     `version`, `train_size` (the first that many training images) and the method's options; for a
     network the fields of its config."""
     name, seed, where, change = (*job, {})[:4]
-    import torch
-    from repro import classical, combinations, versions
-    from repro.rejection import rejection_to_reach
     torch.set_num_threads(1)
     where = Path(where)
     if (where / "result.json").exists():
@@ -90,7 +90,7 @@ def run_one(job):
     if name in classical.METHODS:
         change = dict(change)
         version, size = change.pop("version", None) or classical.get(name).version, change.pop("train_size", None)
-        data = versions.load(version)
+        data = mnist.load_version(version)
         model = classical.fit(name, data["train_x"][:size], data["train_y"][:size], seed,
                               cache_dir=where.parent.parent / "shared", version=version, **change)
         test_x, test_y = data["test_x"], data["test_y"]
@@ -122,7 +122,6 @@ def classes_lost(predicted, classes=10):
 def save_result(where, result):
     """A finished job's meta.json (its result, provenance and code hashes) and then result.json,
     atomically: a result.json means a finished job."""
-    from repro.provenance import provenance
     where = Path(where)
     where.mkdir(parents=True, exist_ok=True)
     (where / "meta.json").write_text(json.dumps({**result, **provenance("cpu"), **code_hashes()}, indent=1))
@@ -132,7 +131,6 @@ def save_result(where, result):
 
 def code_hashes():
     """The hashes of the code a classical run depends on: the library and its classical package."""
-    from repro.provenance import LIBRARY, library_sha256
     return dict(library_sha256=library_sha256(), classical_sha256=library_sha256(LIBRARY / "classical"))
 
 
@@ -163,10 +161,7 @@ def run_all(jobs, workers, run=run_one):
 def lenet_rows():
     """The LeNet-5 rows: the last pass of each seed in the committed results of the two targets, with
     the rejection of Fig. 10 from each seed's committed weights and the counts of Figs. 11-12."""
-    from repro import combinations, data, weights
-    from repro.layers import param_count
-    from repro.rejection import rejection_to_reach
-    test = data.load_mnist()
+    test = mnist.load_mnist()
     rows = []
     for name, (experiment, variant, _) in LENET5.items():
         m = pd.read_csv(ROOT / "results" / experiment / "metrics.csv")
@@ -254,10 +249,38 @@ def claims(m):
     return lines
 
 
+# README's headline: LeNet-5 with and without distortions, and the rows that carry the paper's orderings
+HEADLINE = ("lenet5", "lenet5-dist", "lenet4", "boosted-lenet4-dist", "svm-poly4", "tangent-distance", "knn", "mlp-300")
+
+
+def headline(m):
+    """README.md's headline: the paper against ours for the key rows, and whether the paper's two
+    orderings about LeNet-5 hold here."""
+    mean = {name: g.test_error.mean() for name, g in m.groupby("method")}
+    lines = ["| | paper | ours | seeds |", "|---|---|---|---|"]
+    for name in [n for n in HEADLINE if n in mean]:
+        g = m[m.method == name]
+        sd = f" ± {g.test_error.std():.2%}" if len(g) > 1 else ""
+        lines.append(f"| {name} | {paper.FIG9_ERROR[name]:.2%} | {mean[name]:.2%}{sd} | {len(g)} |")
+    # the paper's orderings, each a paired t-test over the seeds both rows share, Holm over the two
+    claims = (("distortions help LeNet-5", "lenet5-dist", "lenet5"), ("LeNet-5 beats LeNet-4", "lenet5", "lenet4"))
+    by_seed = lambda name: dict(zip(m[m.method == name].seed, m[m.method == name].test_error))
+    tests = []
+    for _, better, worse in claims:
+        common = sorted(set(by_seed(better)) & set(by_seed(worse)))
+        tests.append(paired([by_seed(better)[s] for s in common], [by_seed(worse)[s] for s in common]))
+    said = []
+    for (claim, _, _), t, h in zip(claims, tests, holm([t["p"] for t in tests])):
+        verdict = ("holds" if t["diff"] < 0 else "is reversed") if h["reject"] else "is not separated"
+        said.append(f"\"{claim}\" {verdict} here ({t['diff'] * 100:+.2f} points over {t['n']} paired seeds, "
+                    f"Holm-adjusted p = {h['p_holm']:.3f})")
+    lines += ["", "Test error on MNIST's 10,000 test images ([RESULTS.md](RESULTS.md), \"The comparison of Fig. 9\"). "
+              f"The paper's {said[0]}; its {said[1]}."]
+    return "\n".join(lines) + "\n"
+
+
 def render(results_dir):
-    """table.md and README's comparison block, from metrics.csv and invocation.json only."""
-    from repro import combinations
-    from repro.classical import METHODS
+    """table.md and RESULTS.md's comparison blocks, from metrics.csv and invocation.json only."""
     m = pd.read_csv(Path(results_dir) / "metrics.csv")
     wall = invocation(results_dir)["wall_seconds"]
     lines = ["# The comparison of Fig. 9: classical classifiers, the other networks and LeNet-5\n",
@@ -292,7 +315,8 @@ def render(results_dir):
     said = "\n".join(claims(m)) + "\n" if not missing else \
         f"Not drawn: the conclusions need every row, and this run leaves out {', '.join(missing)}.\n"
     return {"table.md": text + "\n## Sec. III-D's conclusions against our numbers\n\n" + said,
-            BLOCK + "comparison": text.split("\n", 1)[1] + figures, BLOCK + "comparison-claims": said}
+            RESULTS_MD + "comparison": text.split("\n", 1)[1] + figures, RESULTS_MD + "comparison-claims": said,
+            README_MD + "headline": headline(m)}
 
 
 def plot(m, path):
@@ -318,8 +342,7 @@ def versions_figure(path, count=8):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from repro import data, versions
-    images, _ = data.load_split("test")
+    images, _ = mnist.load_split("test")
     images = images[:count]
     fig, axes = plt.subplots(len(versions.VERSIONS), count, figsize=(count * 0.9, len(versions.VERSIONS) * 1.0))
     for row, version in enumerate(versions.VERSIONS):
@@ -346,8 +369,7 @@ def main():
     scratch = args.scratch or args.methods != rows()
     out, runs = output_dirs("compare", scratch)
     confirm_outputs("make compare", scratch, out, runs)
-    from repro import data
-    data.ensure_mnist()
+    mnist.ensure_mnist()
     # a seed that waits for work its first seed shares (the virtual SVs' first SVM) goes after the rest
     jobs = sorted([(n, s, str(run_dir(runs, n, s))) for n in args.methods for s in seeds(n)],
                   key=lambda j: (shares_work(j[0]) and j[1] != seeds(j[0])[0], ORDER.index(j[0]), j[1]))
@@ -369,7 +391,7 @@ def main():
     cost_figures.fig12(costs, out / "fig12_memory.png")
     versions_figure(out / "versions.png")
     texts = render(out)
-    write(out, texts, readme=not scratch)
+    write(out, texts, blocks=not scratch)
     print(texts["table.md"])
 
 

@@ -47,7 +47,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from readme import write
+from blocks import write
 from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance, output_dirs,
                     quick_overrides, run_all, train_size, validated)
 from repro import data as mnist
@@ -304,7 +304,7 @@ def main():
         for _, r in close.iterrows():
             for s in args.seeds:
                 keep_provenance(runs / r.reading / f"seed{s}", out / "runs" / f"{r.reading}_seed{s}")
-    write(out, render(out), readme=False)
+    write(out, render(out), blocks=False)
     print((out / "table.md").read_text())
 
 

@@ -10,8 +10,9 @@ runs are missing is skipped with a note naming the make target that produces the
   fig8_misclassified      the test digits the best faithful network gets wrong, true -> predicted
   fig13_feature_maps      C1, S2, C3 and S4 of that network on one test digit
 
-It writes results/figures/ and README's figures block only from committed code; with --scratch it
-writes scratch/results/figures/ instead (it still reads the committed results/).
+It writes results/figures/ and RESULTS.md's figures block only from committed code; with --scratch it
+writes scratch/results/figures/ instead (it still reads the committed results/). render() makes the
+block from the committed results/*/metrics.csv only.
 """
 import argparse
 from pathlib import Path
@@ -28,7 +29,7 @@ from repro import data as mnist  # noqa: E402
 from repro import weights  # noqa: E402
 from repro.distortions import distort  # noqa: E402
 from repro.prototypes import prototypes  # noqa: E402
-from readme import update_block  # noqa: E402
+from blocks import RESULTS_MD, write  # noqa: E402
 from runner import add_scratch_arg, confirm_outputs, output_dirs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +37,8 @@ RESULTS = ROOT / "results"
 FAITHFUL = {"reproduce": ["paper"], "distortions": ["distortions"]}  # the paper's two regimes (not our -fresh row)
 
 
-def last_pass(experiment):
-    path = RESULTS / experiment / "metrics.csv"
+def last_pass(experiment, results=RESULTS):
+    path = results / experiment / "metrics.csv"
     if not path.exists():
         return None
     m = pd.read_csv(path)
@@ -61,10 +62,7 @@ def fig3(out):
 
 
 def fig5(out):
-    path = RESULTS / "reproduce" / "metrics.csv"
-    if not path.exists():
-        return "run `make reproduce` first"
-    m = pd.read_csv(path)
+    m = pd.read_csv(RESULTS / "reproduce" / "metrics.csv")
     m = m[m.variant == "paper"]
     mean = m.groupby("pass")[["train_error_online", "train_error", "test_error"]].mean() * 100
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -87,8 +85,6 @@ def fig5(out):
 
 def fig6(out):
     sizes, full = last_pass("training_size"), last_pass("reproduce")
-    if sizes is None or full is None:
-        return "run `make training-size` and `make reproduce` first"
     rows = pd.concat([sizes.assign(size=sizes.variant.str.split("-").str[-1].astype(int)),
                       full[full.variant == "paper"].assign(size=60_000)])
     g = rows.groupby("size")[["train_error", "test_error"]]
@@ -127,24 +123,28 @@ def fig7(out, data):
     fig.savefig(out / "fig7_distortions.png", dpi=120)
 
 
-def best_faithful():
-    """(experiment, variant, seed, test error) of the committed faithful run with the lowest test error."""
+def best_faithful(results=RESULTS):
+    """(experiment, variant, seed, test error, test misses) of the committed faithful run with the
+    lowest test error."""
     best = None
     for experiment, variants in FAITHFUL.items():
-        last = last_pass(experiment)
+        last = last_pass(experiment, results)
         if last is None:
             continue
         for _, r in last[last.variant.isin(variants)].iterrows():
             if best is None or r.test_error < best[3]:
-                best = (experiment, r.variant, int(r.seed), r.test_error)
+                best = (experiment, r.variant, int(r.seed), r.test_error, int(r.test_misses))
     return best
 
 
 def fig8(out, data, model, best):
-    _, variant, seed, _ = best
+    _, variant, seed, _, misses = best
     with torch.no_grad():
         pred = model.predict(data["test_x"])
     wrong = (pred != data["test_y"]).nonzero()[:, 0]
+    if len(wrong) != misses:  # render() says the run's recorded count under this figure
+        raise SystemExit(f"fig8: {variant} seed {seed}'s weights miss {len(wrong)} test digits, its metrics.csv "
+                         f"records {misses}")
     cols = 12
     rows = (len(wrong) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8, rows * 0.95 + 0.6), squeeze=False)
@@ -161,7 +161,7 @@ def fig8(out, data, model, best):
 
 
 def fig13(out, data, model, best):
-    _, variant, seed, _ = best
+    _, variant, seed, *_ = best
     x = data["test_x"][:1]
     with torch.no_grad():
         record, y = model.trace(x)
@@ -183,6 +183,45 @@ def fig13(out, data, model, best):
     fig.savefig(out / "fig13_feature_maps.png", dpi=120)
 
 
+# (name, file stem, caption) of the figures drawn from the code alone; then (name, file stem, drawing,
+# the experiments whose committed runs it needs, caption) of those drawn from runs
+FROM_CODE = [("fig3", "fig3_prototypes", "Fig. 3: the RBF prototypes as drawn in `repro/prototypes.py` (the paper prints "
+              "only a picture)."),
+             ("fig7", "fig7_distortions", "Fig. 7: four random distortions of one training digit per class, with the "
+              "ranges of `repro/distortions.py`.")]
+FROM_RUNS = [("fig5", "fig5_learning_curves", fig5, ("reproduce",), "Fig. 5: learning curves of the faithful recipe, "
+              "every seed and their mean; the training error is measured on the fly during each pass, as in the paper."),
+             ("fig6", "fig6_training_size", fig6, ("training_size", "reproduce"), "Fig. 6: training and test error "
+              "against the training-set size (15,000, 30,000 and 60,000 originals; hollow square: the 540,000 "
+              "distortions); the numbers are in results/training_size/, results/reproduce/ and results/distortions/.")]
+
+
+def missing(needs, results=RESULTS):
+    """Why a figure of FROM_RUNS that needs the committed runs of the experiments `needs` cannot be
+    drawn; None where it can."""
+    targets = [f"`make {e.replace('_', '-')}`" for e in needs if last_pass(e, results) is None]
+    return f"run {' and '.join(targets)} first" if targets else None
+
+
+def render(results_dir):
+    """RESULTS.md's figures block: each figure that the committed runs in results/ (results_dir's
+    parent) let `make figures` draw, with its caption."""
+    results = Path(results_dir).parent
+    lines = [line for name, stem, caption in FROM_CODE for line in (f"![{name}](results/figures/{stem}.png)", caption, "")]
+    lines += [line for name, stem, _, needs, caption in FROM_RUNS if missing(needs, results) is None
+              for line in (f"![{name}](results/figures/{stem}.png)", caption, "")]
+    best = best_faithful(results)
+    if best is not None:
+        _, variant, seed, _, misses = best
+        lines += ["![fig8](results/figures/fig8_misclassified.png)",
+                  f"Fig. 8: the {misses} test digits that the best faithful run ({variant}, seed {seed}) gets "
+                  "wrong, against the paper's 82 (its distortion-trained network).", "",
+                  "![feature maps](results/figures/fig13_feature_maps.png)",
+                  "Feature maps of the same network on the first test digit: C1 and S2 keep the stroke "
+                  "layout, C3 and S4 respond to parts of it.", ""]
+    return {RESULTS_MD + "figures": "\n".join(lines)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False)
@@ -194,22 +233,11 @@ def main():
     data = mnist.load_mnist()
     fig3(out)
     fig7(out, data)
-    lines = ["![fig3](results/figures/fig3_prototypes.png)",
-             "Fig. 3: the RBF prototypes as drawn in `repro/prototypes.py` (the paper prints only a picture).", "",
-             "![fig7](results/figures/fig7_distortions.png)",
-             "Fig. 7: four random distortions of one training digit per class, with the ranges of "
-             "`repro/distortions.py`.", ""]
-    for name, fn, line in [("fig5", fig5, "Fig. 5: learning curves of the faithful recipe, every seed and their mean; "
-                                           "the training error is measured on the fly during each pass, as in the paper."),
-                           ("fig6", fig6, "Fig. 6: training and test error against the training-set size (15,000, "
-                                          "30,000 and 60,000 originals; hollow square: the 540,000 distortions); the "
-                                          "numbers are in results/training_size/, results/reproduce/ and "
-                                          "results/distortions/.")]:
-        note = fn(out)
+    for name, _, draw, needs, _ in FROM_RUNS:
+        note = missing(needs)
+        if note is None:
+            draw(out)
         print(f"{name}: skipped, {note}" if note else f"{name}: written")
-        if not note:
-            stem = {"fig5": "fig5_learning_curves", "fig6": "fig6_training_size"}[name]
-            lines += [f"![{name}](results/figures/{stem}.png)", line, ""]
     best = best_faithful()
     if best is None:
         print("fig8, fig13: skipped, run `make reproduce` first")
@@ -218,14 +246,7 @@ def main():
         wrong = fig8(out, data, model, best)
         fig13(out, data, model, best)
         print(f"fig8: {wrong} misclassified test digits ({best[1]} seed {best[2]}; the paper: 82)")
-        lines += ["![fig8](results/figures/fig8_misclassified.png)",
-                  f"Fig. 8: the {wrong} test digits that the best faithful run ({best[1]}, seed {best[2]}) gets "
-                  "wrong, against the paper's 82 (its distortion-trained network).", "",
-                  "![feature maps](results/figures/fig13_feature_maps.png)",
-                  "Feature maps of the same network on the first test digit: C1 and S2 keep the stroke "
-                  "layout, C3 and S4 respond to parts of it.", ""]
-    if not scratch:
-        update_block("figures", "\n".join(lines))
+    write(out, render(RESULTS / "figures"), blocks=not scratch)
     print(f"figures in {out}")
 
 

@@ -36,7 +36,7 @@ import pandas as pd
 
 from repro import paper
 from repro.config import get_config
-from readme import write
+from blocks import write
 from runner import add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, output_dirs, quick_overrides, run_all, validated
 from stats import ALPHA, holm, paired
 
@@ -182,7 +182,7 @@ def main():
     metrics.to_csv(out / "metrics.csv", index=False)
     eps.to_csv(out / "eps.csv", index=False)
     (out / "decision.json").write_text(json.dumps(decision, indent=1) + "\n")
-    write(out, render(out), readme=False)
+    write(out, render(out), blocks=False)
     print((out / "table.md").read_text())
 
 

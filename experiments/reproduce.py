@@ -5,7 +5,7 @@
   eps.csv              min / median / max of the SDLM step sizes per pass, overall and per layer
   invocation.json      what the summary says of the invocation and no CSV holds (its wall time)
   summary.md           final errors per seed, mean +- std next to the paper, first-pass eps range;
-                       render() makes it (and the README block) from the files above only
+                       render() makes it (and RESULTS.md's block) from the files above only
   learning_curves.png  Fig. 5: on-the-fly training error and test error per pass
   runs/                each run's config.json and meta.json (seed, versions, git commit, device) and
                        its final weights (model.pt, a state_dict), which `make figures` reads
@@ -19,8 +19,9 @@ training_size  Fig. 6: the recipe on the first 15,000 and 30,000 training images
 
 Runs live in runs/<experiment>/<variant>/seed<k>/ with a checkpoint after every pass: an interrupted
 invocation resumes, and finished runs are not trained again. Only the full default run (no --passes
-or --train-size, the default seeds, on the CPU) writes results/ and README.md, and only from committed
-code; any other run, or one with --scratch, writes scratch/results/<experiment>/ and scratch/runs/<experiment>/.
+or --train-size, the default seeds, on the CPU) writes results/ and RESULTS.md (reproduce also README.md's
+headline), and only from committed code; any other run, or one with --scratch, writes
+scratch/results/<experiment>/ and scratch/runs/<experiment>/.
 """
 import argparse
 import os
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from readme import BLOCK, invocation, write, write_invocation
+from blocks import RESULTS_MD, invocation, write, write_invocation
 from stats import TRAINS_BELOW
 from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
                     output_dirs, quick_overrides, run_all, torch_device, train_size, validated)
@@ -152,15 +153,15 @@ def headline(metrics):
 
 def render(results_dir):
     """The texts made from results/<experiment>/ (metrics.csv, eps.csv, invocation.json): summary.md
-    and the experiment's README block."""
+    and the experiment's block of RESULTS.md (for reproduce also RESULTS.md's recipe headline)."""
     results_dir = Path(results_dir)
     experiment = results_dir.name
     metrics, eps = (pd.read_csv(results_dir / f) for f in ("metrics.csv", "eps.csv"))
     text = summary(experiment, metrics, eps, invocation(results_dir)["wall_seconds"])
     texts = {"summary.md": text,
-             BLOCK + experiment: text.split("\n", 1)[1] + f"\n![learning curves](results/{experiment}/learning_curves.png)\n"}
+             RESULTS_MD + experiment: text.split("\n", 1)[1] + f"\n![learning curves](results/{experiment}/learning_curves.png)\n"}
     if experiment == "reproduce":
-        texts[BLOCK + "headline"] = headline(metrics)
+        texts[RESULTS_MD + "recipe-headline"] = headline(metrics)
     return texts
 
 
@@ -228,7 +229,7 @@ def main():
     write_invocation(out, time.time() - t0)
     paper_test = PAPER_ROW[experiment][1] if PAPER_ROW[experiment] else paper.TEST_ERROR
     learning_curves(metrics, out / "learning_curves.png", paper_test)
-    write(out, render(out), readme=not scratch)
+    write(out, render(out), blocks=not scratch)
     print((out / "summary.md").read_text())
     print(f"results in {out}")
 

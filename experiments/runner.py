@@ -13,8 +13,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
+from repro import data as mnist
 from repro import paper
+from repro.config import Config
 from repro.provenance import DirtyTree, library_sha256, require_clean_code
+from repro.train import eta_text, train
 from repro.weights import publish
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,10 +36,6 @@ def job(label, config, seed, run_dir, split="train", device="cpu", progress="lin
 def run_one(job):
     """Train one job made by `job` in this process."""
     label, config, seed, run_dir, split = (job[k] for k in ("label", "config", "seed", "run_dir", "split"))
-    import torch
-    from repro import data as mnist
-    from repro.config import Config
-    from repro.train import train
     config = Config(**config)
     torch.set_num_threads(1)
     data = mnist.load_mnist()
@@ -70,9 +71,12 @@ def run_all(jobs, workers=None, on_finish=None):
     else:
         pool = mp.get_context("spawn").Pool(workers, initializer=exit_with_parent)
         finished = pool.imap_unordered(run_one, jobs)
+    t0 = time.time()
     try:
-        for label, secs in finished:
-            print(f"finished {label} in {secs / 60:.1f} min", flush=True)
+        for done, (label, secs) in enumerate(finished, 1):
+            left = (time.time() - t0) / done * (len(jobs) - done)  # the invocation's pace so far
+            print(f"finished {label} in {secs / 60:.1f} min [{done}/{len(jobs)}"
+                  + (f", invocation ETA {eta_text(left)}]" if done < len(jobs) else "]"), flush=True)
             if on_finish is not None:
                 on_finish(label)
     finally:
@@ -96,7 +100,7 @@ def keep_provenance(run_dir, dest, weights=False):
         publish(run_dir, dest / "model.pt")
 
 
-# Where an invocation writes. Only a target's full default run may write results/ (and README.md);
+# Where an invocation writes. Only a target's full default run may write results/ (and RESULTS.md, README.md);
 # anything less (fewer passes or images, other seeds, a subset, --scratch) goes under scratch/, which
 # git ignores, so a quick look can neither replace committed results nor leave a checkpoint in runs/
 # that the full run would then refuse as belonging to another config.
@@ -169,7 +173,6 @@ def positive_seconds(text):
 def torch_device(text):
     """argparse type: cpu or cuda[:N], and only a GPU this machine has (checked here, as a bad device
     otherwise fails only inside every training's worker process)."""
-    import torch
     try:
         device = torch.device(text)
     except RuntimeError:

@@ -28,10 +28,11 @@ import statistics
 from pathlib import Path
 
 import pandas as pd
+from scipy.stats import ttest_rel
 
 from repro import paper
 from repro.config import get_config
-from readme import write
+from blocks import write
 from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
                     output_dirs, quick_overrides, run_all, validated)
 
@@ -50,7 +51,6 @@ def name(mu):
 
 def decide(val):
     """The rule applied to {mu: [validation error per seed, in SEEDS order]}: (chosen mu, rows)."""
-    from scipy.stats import ttest_rel
     text = val[paper.MU]
     rows = []
     for mu in MU_CANDIDATES[1:]:
@@ -147,7 +147,7 @@ def main():
     metrics.to_csv(out / "metrics.csv", index=False)
     test[["mu", "seed", "test_error", "from"]].to_csv(out / "test.csv", index=False)
     (out / "decision.json").write_text(json.dumps(decision, indent=1) + "\n")
-    write(out, render(out), readme=False)
+    write(out, render(out), blocks=False)
     print((out / "table.md").read_text())
 
 

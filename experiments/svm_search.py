@@ -21,10 +21,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
+from blocks import write, write_invocation
 from compare import run_all, save_result
-from readme import write, write_invocation
 from runner import add_scratch_arg, at_least_one, confirm_outputs, keep_provenance, output_dirs
+from repro import data as mnist
+from repro.classical.svm import SVM
 
 DEGREES = (4, 5, 9)
 C_CANDIDATES = (1.0, 10.0, 100.0)
@@ -47,13 +50,10 @@ def run_one(job):
     """One candidate, (label, seed, run directory, (degree, coef0, C)), trained on the first 50,000
     training images and counted on the last 10,000; for compare.run_all."""
     name, seed, where, (degree, coef0, c) = job
-    import torch
-    from repro import data, versions
-    from repro.classical.svm import SVM
     torch.set_num_threads(1)
     if (Path(where) / "result.json").exists():
         return name, seed, None
-    split = data.validation_split(versions.load("regular"))
+    split = mnist.validation_split(mnist.load_version("regular"))
     t0 = time.perf_counter()
     model = SVM(split["train_x"], split["train_y"], seed, degree, c, coef0)
     fit_seconds = time.perf_counter() - t0
@@ -97,8 +97,7 @@ def main():
     args = ap.parse_args()
     out, runs = output_dirs("svm_search", args.scratch)
     confirm_outputs("make svm-search", args.scratch, out, runs)
-    from repro import data
-    data.ensure_mnist()
+    mnist.ensure_mnist()
     jobs = [(label(*t), 0, str(runs / label(*t)), t) for t in candidates()]
     t0 = time.time()
     run_all(jobs, args.workers, run_one)
@@ -111,7 +110,7 @@ def main():
         keep_provenance(where, out / "runs" / Path(where).name)
     write_invocation(out, time.time() - t0)
     texts = render(out)
-    write(out, texts, readme=False)
+    write(out, texts, blocks=False)
     print(texts["table.md"])
 
 

@@ -163,7 +163,7 @@ def fit(row, seed, where, require_portable=False, **overrides):
         boosted = Boosted(seed, where, data, require_portable, **overrides)
         return boosted, data["test_x"], data["test_y"], "regular (32x32 field)"
     network, distortions = networks.ROWS.get(row, ("lenet4", "none"))
-    config = Config(network=network, distortions=distortions, **overrides)
+    config = Config(**{"network": network, "distortions": distortions, **overrides})  # a finding may swap the network
     data = load_data(config)
     own = where.parent.parent / "lenet4" / f"seed{seed}" if row in COMBINED else where
     model = trained(config, seed, own / "training", data, require_portable, may_fail=bool(overrides))  # findings may not train

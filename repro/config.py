@@ -164,6 +164,7 @@ VARIANTS = {
     "max-pool": dict(subsampling="max"),
     "full-c3": dict(c3="full"),
     "softmax-ce": dict(output="linear", loss="ce"),
+    "place-code": dict(network="lenet5-place"),  # LeNet-4's head: C5's 120 units feed 10 place-code units, no F6/RBF
     "eq8": dict(loss="ml"),
     "default-init": dict(init="default"),
     "unit-input": dict(input="unit"),

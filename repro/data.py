@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import versions
+
 # MD5 of the uncompressed files of the original distribution (LeCun's site).
 MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -354,11 +356,21 @@ def load_mnist(root=None, device="cpu") -> dict[str, torch.Tensor]:
     return out
 
 
+def load_version(version: str, root=None) -> dict[str, torch.Tensor]:
+    """train_x, train_y, test_x, test_y of a data version (repro/versions.py: regular, deslant,
+    16x16): uint8 images (N, side, side), int64 labels."""
+    versions.side_of(version)  # an unknown version fails before any file is read
+    out = {}
+    for split in SPLITS:
+        images, labels = load_split(split, root)
+        out[f"{split}_x"], out[f"{split}_y"] = versions.make(version, images), labels
+    return out
+
+
 def load_field(version: str, side: int, root=None) -> dict[str, torch.Tensor]:
-    """Both splits of a data version (repro/versions.py: regular, deslant, 16x16), centred in a side x
-    side field in the paper's scaling (the input of a network of repro/networks.py)."""
-    from .versions import load
-    out = load(version, root)
+    """Both splits of a data version centred in a side x side field in the paper's scaling (the input
+    of a network of repro/networks.py)."""
+    out = load_version(version, root)
     return {k: to_field(v, side) if k.endswith("_x") else v for k, v in out.items()}
 
 

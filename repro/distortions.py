@@ -7,7 +7,7 @@ Each distortion maps an output pixel (x, y), centred on the 32x32 field, to the 
 with translation t, scale s, squeeze q and shear h drawn uniformly and independently per image.
 The image is resampled bilinearly (as `grid_sample` does); what comes from outside the field is
 background. The matrices are computed in float64 from elementwise operations only (a 2x2 inverse in
-closed form, no LAPACK), and the resampling is done by the native code (repro/native.py), so the
+closed form, no LAPACK), and the resampling is done by the native code (repro/native/), so the
 distorted images have the same bits on every x86-64 CPU; without a C compiler `grid_sample` does it,
 with a warning. 540,000 images take seconds.
 """

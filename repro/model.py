@@ -83,12 +83,24 @@ class FeedForward(nn.Module):
         return trace(self.stages(), x)
 
     @torch.no_grad()
-    def predict(self, x, batch=PREDICT_BATCH):
-        """Class = the output with the smallest penalty (RBF) or largest logit (linear head, negated),
-        computed `batch` images at a time: a forward pass of LeNet-5 peaks at ~65 KB per image
-        (measured), so MNIST's 70,000 at once would take 4.5 GB. The same classes as one pass."""
+    def outputs(self, x, batch=PREDICT_BATCH):
+        """The outputs of images in the scaling the network was trained on (check_scaling), computed
+        `batch` images at a time: a forward pass of LeNet-5 peaks at ~65 KB per image (measured), so
+        MNIST's 70,000 at once would take 4.5 GB. The same outputs as one pass."""
         self.check_input(x)  # on the whole batch, so that a refusal counts and indexes its images, not a chunk's
-        return torch.cat([self(chunk).argmin(dim=1) for chunk in x.split(batch)])
+        check_scaling(x, self.config.input)
+        return torch.cat([self(chunk) for chunk in x.split(batch)])
+
+    def predict(self, x, batch=PREDICT_BATCH):
+        """Classes: every output is a penalty (the RBF's distance, or the linear head's negated logit),
+        so the class is the smallest, not the largest (`model(x).argmax(1)` is almost always wrong)."""
+        return self.outputs(x, batch).argmin(dim=1)
+
+    def scores(self, x, batch=PREDICT_BATCH):
+        """(N, 10) scores, the largest wins: the negated penalties. To reject doubtful digits, threshold
+        the gap between the top two (repro.rejection.top_two_gap), the paper's criterion (Fig. 10).
+        (repro.combinations.scores gives the same by the native forward pass, the same bits on every CPU.)"""
+        return -self.outputs(x, batch)
 
 
 class LeNet5(FeedForward):
@@ -129,7 +141,8 @@ def trace(stages, x):
 
 class Network(FeedForward):
     """One of repro/networks.py's networks: its layers, each squashed by the scaled tanh, and the
-    place-code output (a Euclidean RBF on the last 10 units: argmin = the largest unit)."""
+    output of its spec: a Euclidean RBF on the last layer, to the place code (10 units: argmin = the
+    largest unit) or to LeNet-5's bitmaps (84 units)."""
 
     def __init__(self, config: Config, seed: int = 0):
         super().__init__()
@@ -149,7 +162,7 @@ class Network(FeedForward):
                 layer, side = layers.FullConnection(maps * side * side, size), 1
             setattr(self, name, layer)
             maps = size
-        self.output = layers.EuclideanRBF(networks.place_code(maps))
+        self.output = layers.EuclideanRBF(prototypes() if spec.output == "bitmaps" else networks.place_code(maps))
         self.layer_names = tuple(n for n, _ in spec.layers) + ("output",)
         self.acts = nn.ModuleDict({n: layers.ScaledTanh() for n, _ in spec.layers})
         self.reset_parameters(seed)
@@ -193,6 +206,25 @@ def check_labels(labels, n):
         raise ValueError(f"labels must be an integer tensor of classes 0..9 (torch.int64), got {what}")
     if labels.shape != (n,):
         raise ValueError(f"{n} images need {n} labels, got labels of shape {tuple(labels.shape)}")
+
+
+# Each image of an input scaling spans exactly these values, its background being the lowest
+SCALINGS = {"paper": (paper.INPUT_BACKGROUND, paper.INPUT_INK), "unit": (0.0, 1.0)}
+
+
+def check_scaling(x, scaling="paper", tolerance=1e-3):
+    """A clear error for images not in the scaling a network was trained on: with the paper's, every
+    pixel lies in [-0.1, 1.175] and every image has background (-0.1) around the digit. This catches
+    pixels in 0..1 or 0..255 and torchvision's MNIST normalisation, which run without a word and give
+    half the classes wrong. ("standardized" inputs are not checked: their range depends on the data.)"""
+    if scaling not in SCALINGS or not len(x):
+        return
+    low, high = SCALINGS[scaling]
+    lowest = x.flatten(1).min(dim=1).values
+    if (lowest - low).abs().max() > tolerance or x.max() > high + tolerance:
+        raise ValueError(f"images must be in the {scaling!r} input scaling (background {low:g}, full ink {high:g}; "
+                         f"repro.data.preprocess makes it from uint8 digits), got pixels from {x.min().item():.4g} "
+                         f"to {x.max().item():.4g}")
 
 
 def predict(model, x, batch=PREDICT_BATCH):

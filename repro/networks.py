@@ -1,6 +1,6 @@
 """The other networks of Sec. III-C, as data: LeNet-1, LeNet-4 and the fully connected networks,
 made of LeNet-5's layer types (repro/layers.py) and trained by the same recipe (repro/train.py).
-repro.model.Network builds them; repro/native.py's NetworkStep trains them.
+repro.model.Network builds them; repro.native's NetworkStep trains them.
 
 Each network names the data version it reads (repro/versions.py), the side of its input field
 and its layers from input to output:
@@ -19,6 +19,8 @@ arithmetic of each count: PAPER_NOTES.md, A25-A29.
 from dataclasses import dataclass
 
 import torch
+
+from . import paper
 
 LENET5 = "lenet5"  # repro.model.LeNet5, the network of Sec. II, not described here
 
@@ -40,6 +42,9 @@ class Spec:
     version: str  # repro.versions: "regular", "deslant" or "16x16"
     field: int  # side of the input layer; the version's images are centred in it
     layers: tuple  # (name, layer spec), input to output
+    # the output's targets: "place", the place code on the last layer's 10 units; "bitmaps", LeNet-5's
+    # 7x12 prototypes on its 84 units (Sec. II-B, repro/prototypes.py)
+    output: str = "place"
 
 
 def mlp(*hidden):
@@ -54,6 +59,13 @@ NETWORKS = {
     "lenet4": Spec("LeNet-4: 4 maps, 8 subsampling maps in pairs, 16 maps, 16, 120 units, 10", "regular", 32, (
         ("c1", ("conv", 4, 5, None)), ("s2", ("pool", 8)), ("c3", ("conv", 16, 5, LENET4_C3)), ("s4", ("pool", 16)),
         ("f5", ("full", 120)), ("f6", ("full", 10)))),
+    # the head study (PAPER_NOTES, "The head study"): each network's layers with the other's head
+    "lenet5-place": Spec("LeNet-5's layers, C5's 120 units feeding 10 place-code units (LeNet-4's head)", "regular", 32, (
+        ("c1", ("conv", 6, 5, None)), ("s2", ("pool", 6)), ("c3", ("conv", 16, 5, paper.C3_TABLE)), ("s4", ("pool", 16)),
+        ("c5", ("conv", 120, 5, None)), ("f6", ("full", 10)))),
+    "lenet4-rbf": Spec("LeNet-4's layers, then F6's 84 units and LeNet-5's RBF output (LeNet-5's head)", "regular", 32, (
+        ("c1", ("conv", 4, 5, None)), ("s2", ("pool", 8)), ("c3", ("conv", 16, 5, LENET4_C3)), ("s4", ("pool", 16)),
+        ("f5", ("full", 120)), ("f6", ("full", 84))), output="bitmaps"),
     "mlp-300": Spec("28x28-300-10", "regular", 28, mlp(300)),
     "mlp-1000": Spec("28x28-1000-10", "regular", 28, mlp(1000)),
     "mlp-300-100": Spec("28x28-300-100-10", "regular", 28, mlp(300, 100)),

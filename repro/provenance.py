@@ -1,10 +1,10 @@
 """Which code made a run: the git commit, whether the code differed from it (and a hash of the
 difference), a hash of the library's own source, and the software and machine it ran on.
 
-Only changes to the code count (CODE_PATHS): the make targets write results/ and README.md, and
-those must not make the next run look as if it came from modified code. The library hash is taken
-from the files next to this module, not from git, so it identifies the code that computed the numbers
-even outside a git checkout (a source archive, an installed copy)."""
+Only changes to the code count (CODE_PATHS): the make targets write results/, RESULTS.md and
+README.md, and those must not make the next run look as if it came from modified code. The library
+hash is taken from the files under this module's folder, not from git, so it identifies the code that
+computed the numbers even outside a git checkout (a source archive, an installed copy)."""
 import hashlib
 import platform
 import subprocess
@@ -70,10 +70,11 @@ def _hash_file(h, name, path):
 
 
 def library_sha256(library=LIBRARY):
-    """sha256 over the library's source files (repro/*.py, *.c, *.h) and pyproject.toml beside it:
-    the code that computes the numbers, whatever git knows about it."""
+    """sha256 over the library's source files (*.py, *.c, *.h under repro/, its subpackages included:
+    the native code lives in repro/native/) and pyproject.toml beside it: the code that computes the
+    numbers, whatever git knows about it."""
     library = Path(library)
-    files = sorted(p for pattern in ("*.py", "*.c", "*.h") for p in library.glob(pattern))
+    files = sorted(p for pattern in ("*.py", "*.c", "*.h") for p in library.rglob(pattern))
     project = library.parent / "pyproject.toml"
     if project.exists():
         files.append(project)

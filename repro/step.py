@@ -7,7 +7,7 @@ computed before its own update, are returned (for the on-the-fly training error 
 
 Three implementations of the same mathematics:
 - eager: `functional_call` plus `torch.autograd.grad`, one pattern at a time, the plain PyTorch way;
-- native (repro/native.py, the CPU default): the whole step written out in C, with the same bits on
+- native (repro/native/, the CPU default): the whole step written out in C, with the same bits on
   every x86-64 CPU, several times faster than compiled (make bench);
 - compiled (CUDA, and CPUs without a C compiler): the same updates written with
   `torch.func.grad_and_value`, BLOCK patterns unrolled into one graph that `torch.compile` turns
@@ -105,7 +105,7 @@ class TorchStep:
 
 def make_step(config: Config, device="cpu", compile=True, native=True):
     """(step, seconds spent building or compiling now: 0 when eager or cached). `step.kind` says which
-    implementation it is: "native" (repro/native.py, the CPU default; "native-fast" for the opt-in
+    implementation it is: "native" (repro/native/, the CPU default; "native-fast" for the opt-in
     CPU-specific build), "compiled" (torch.compile: CUDA, or a CPU without a C compiler) or
     "eager". Steps take blocks of any size; the compiled one is compiled for BLOCK patterns (and
     once more for a shorter last block). `native=False` skips the native step (to test the

@@ -13,7 +13,7 @@ the distortions (`seed + DISTORT`, Sec. III-C). The order depends on the seed an
 training patterns only, so every variant without distortions sees the same sequence of patterns.
 
 The same bits on every x86-64 CPU: with the native step (the CPU default) every floating-point
-number of a run is computed by repro/native.py's C code or by elementwise PyTorch operations that
+number of a run is computed by repro/native/'s C code or by elementwise PyTorch operations that
 round once (no reductions, no BLAS), and the means recorded are exact sums (math.fsum) rounded once.
 A checkpoint is tied to the library's source hash: code that changed since refuses to resume it.
 """
@@ -223,16 +223,23 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
     with run_lock(run_dir, show.line):
         run = setup(config, seed, Path(run_dir), data, torch.device(device), compile, require_portable)
         check_failed(run, may_fail)
+        started = time.perf_counter()
         for p in range(run.start, config.passes):
             row = one_pass(run, p, show, evaluate_train=eval_train == "every" or p + 1 == config.passes)
+            per_pass = (time.perf_counter() - started) / (p + 1 - run.start)
             row["failed"] = failed_at(run.metrics + [row]) is not None
             record(run, row)
             eps_range = f" eps {row['eps_min']:.1e}..{row['eps_max']:.1e}" if config.optimizer != "adam" else ""
             show.line(f"pass {p + 1:2d}/{config.passes} eta={row['eta']:.0e} online train err {row['train_error_online']:.2%} "
                       f"train err {row['train_error']:.2%} test err {row['test_error']:.2%} ({row['test_misses']})"
-                      f"{eps_range} {row['samples_per_s']:,.0f}/s" + (" FAILED (at chance)" if row["failed"] else ""))
+                      f"{eps_range} {row['samples_per_s']:,.0f}/s" + (" FAILED (at chance)" if row["failed"] else "")
+                      + (f" ETA {eta_text(per_pass * (config.passes - p - 1))}" if p + 1 < config.passes else ""))
             check_failed(run, may_fail)
     return run.metrics
+
+
+def eta_text(seconds):
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def check_failed(run, may_fail):

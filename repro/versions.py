@@ -1,4 +1,5 @@
-"""The versions of MNIST that Sec. III-A describes, made from the verified 28x28 files.
+"""The versions of MNIST that Sec. III-A describes, made from the verified 28x28 files: pure
+transforms of the images (repro.data.load_version reads the files and applies them).
 
 - regular: the MNIST files themselves (digits size-normalised into a 20x20 box, centred by their
   centre of mass in a 28x28 field);
@@ -125,15 +126,3 @@ def make(version: str, images: torch.Tensor) -> torch.Tensor:
         check(images)
         return images
     return deslant(images) if version == "deslant" else reduce16(images)
-
-
-def load(version: str, root=None) -> dict[str, torch.Tensor]:
-    """train_x, train_y, test_x, test_y of a version: uint8 images (N, side, side), int64 labels."""
-    from .data import load_split
-    side_of(version)  # an unknown version fails before any file is read
-    out = {}
-    for split in ("train", "test"):
-        images, labels = load_split(split, root)
-        out[f"{split}_x"], out[f"{split}_y"] = make(version, images), labels
-    return out
-

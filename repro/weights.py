@@ -67,3 +67,34 @@ def load(path, config: Config = None):
     model = build(stored["config"])
     model.load_state_dict(stored["model"])
     return model.eval()
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # the repository's committed runs
+
+
+def published(root=RESULTS):
+    """{(variant, seed): weights file} of every run whose weights are kept under `root`
+    (results/<experiment>/runs/<variant>_seed<N>/model.pt)."""
+    out = {}
+    for path in sorted(Path(root).glob("*/runs/*_seed*/model.pt")):
+        variant, _, seed = path.parent.name.rpartition("_seed")
+        out[variant, int(seed)] = path
+    return out
+
+
+def pretrained(variant="paper", seed=0, root=RESULTS):
+    """The trained network of a committed run, built from the config it was trained with, in eval
+    mode: `pretrained("paper", seed=0).predict(images)` classifies images in the paper's scaling
+    (repro.data.preprocess). Every variant and seed with weights under results/ is available."""
+    runs = published(root)
+    if (variant, seed) not in runs:
+        if not runs:
+            raise FileNotFoundError(f"no published weights under {root}: they are committed in the repository's "
+                                    "results/ folder, which an installed package does not hold (clone the repository "
+                                    "and use it, or pass root=<its results folder>)")
+        have = {}
+        for v, s in runs:
+            have.setdefault(v, []).append(s)
+        listing = "; ".join(f"{v}: seeds {', '.join(map(str, sorted(s)))}" for v, s in have.items())
+        raise ValueError(f"no published weights for variant {variant!r}, seed {seed!r}; available: {listing}")
+    return load(runs[variant, seed])

@@ -1,6 +1,8 @@
-"""The data versions (repro/versions.py) and the classical classifiers of Fig. 9 (repro/classical/),
-each on a small problem whose answer is known."""
+"""The classical classifiers of Fig. 9 (repro/classical/), each on a small problem whose answer is
+known, the options the findings change, and their multiply-adds and memory (Figs. 11-12)."""
 import functools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,14 +10,9 @@ import torch
 
 from repro import classical, rejection, versions
 from repro.classical import knn, linear, pca_quadratic, rbf, svm, tangent
+from test_versions import stroke
 
-
-def stroke(slope, side=28, width=1.5):
-    """A vertical bar through the centre, sheared so that x = 14 + slope (y - 14): uint8 (side, side)."""
-    y, x = torch.meshgrid(torch.arange(side, dtype=torch.float64), torch.arange(side, dtype=torch.float64), indexing="ij")
-    centre = side / 2 + slope * (y - side / 2)
-    ink = ((x - centre).abs() < width) & ((y - side / 2).abs() < 8)
-    return (ink * 255).to(torch.uint8)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def blobs(n, side, seed=0):
@@ -28,37 +25,6 @@ def blobs(n, side, seed=0):
         r, k = divmod(c, 4)
         images[i, r * cell:(r + 1) * cell, k * cell:(k + 1) * cell] += 200
     return images.clamp(0, 255).to(torch.uint8), labels
-
-
-# ---- data versions ----------------------------------------------------------------------------------
-def test_deslant_makes_a_sheared_stroke_upright():
-    images = torch.stack([stroke(s) for s in (-0.4, 0.0, 0.3)])
-    assert versions.slant(images).tolist() == pytest.approx([-0.4, 0.0, 0.3], abs=0.02)
-    upright = versions.deslant(images)
-    assert upright.shape == (3, 20, 20) and upright.dtype == torch.uint8
-    assert versions.slant(upright).abs().max() < 0.02
-    def ink_columns(im):  # columns holding at least a tenth of the fullest column's ink
-        c = im.double().sum(1)
-        return (c > 0.1 * c.max(1, keepdim=True).values).sum(1)
-    assert ink_columns(images[:, versions.BOX, versions.BOX])[[0, 2]].min() >= 7  # slanted: spread out
-    assert ink_columns(upright).max() <= 5  # upright: the bar's 3 columns and interpolation's edges
-
-
-def test_16x16_keeps_the_digit_box():
-    images = torch.stack([stroke(0.0)])
-    small = versions.reduce16(images)
-    assert small.shape == (1, 16, 16) and small.dtype == torch.uint8
-    ink = lambda im: im.double().sum().item() / 255
-    assert ink(small) == pytest.approx(ink(images) * (16 / 20) ** 2, rel=0.05)  # the area scales, the ink stays
-
-
-def test_versions_reject_bad_input():
-    with pytest.raises(ValueError, match="unknown data version"):
-        versions.make("deskewed", torch.zeros(1, 28, 28, dtype=torch.uint8))
-    with pytest.raises(ValueError, match=r"regular version has uint8 images of shape \(N, 28, 28\)"):
-        versions.deslant(torch.zeros(2, 32, 32, dtype=torch.uint8))
-    with pytest.raises(ValueError, match="uint8"):
-        versions.reduce16(torch.zeros(2, 28, 28))
 
 
 # ---- the registry --------------------------------------------------------------------------------
@@ -239,17 +205,6 @@ def test_distorted_copies_are_uint8_digits():
     assert not torch.equal(out[:4], x)
 
 
-def test_make_compare_rejects_an_unknown_method_before_any_work():
-    import subprocess
-    import sys
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "experiments/compare.py", "--methods", "knn", "svm"], cwd=root,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert "unknown method 'svm'" in done.stderr
-
-
 def test_virtual_svm_first_stage_is_computed_once_and_shared(tmp_path):
     x, y = blobs(120, 28)
     first = svm.first_stage_support(x, y, 2, 10.0, cache_dir=tmp_path)
@@ -291,100 +246,8 @@ def test_a_row_can_be_changed_by_version_train_size_and_options():
 
 def test_svm_c_is_what_the_svm_study_chose():
     """The rows' C per degree is the pre-registered study's choice on the validation split (make svm-search)."""
-    import json
-    from pathlib import Path
-    decision = json.loads((Path(__file__).resolve().parents[1] / "results" / "svm_search" / "decision.json").read_text())
+    decision = json.loads((ROOT / "results" / "svm_search" / "decision.json").read_text())
     assert svm.C == {int(d): c for d, c in decision["chosen_C"].items()}
-
-
-def test_findings_change_rows_that_exist_with_options_their_methods_take():
-    import inspect
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    import compare_findings
-    from dataclasses import fields
-    from repro.config import Config
-    from repro.combinations import Boosted
-    from repro.networks import ROWS
-    from compare import seeds
-    for label, row, name, _, _, change in compare_findings.findings():
-        change = dict(change)
-        assert change.pop("seed", 0) in seeds(row), label  # a seed that make compare runs for the row
-        if name in ROWS:  # a network: fields of its config, which must accept them
-            assert row == name and set(change) <= {f.name for f in fields(Config)}, label
-            Config(network=ROWS[name][0], **change)
-            continue
-        if name == "boosted-lenet4-dist":  # the boosted nets: Boosted's options
-            assert row == name and set(change) <= set(inspect.signature(Boosted).parameters), label
-            continue
-        method = classical.get(name)
-        classical.get(row)
-        options = set(change) - {"version", "train_size"}
-        assert options <= set(inspect.signature(method.cls).parameters), label
-        assert change.get("version", method.version) in versions.VERSIONS, label
-
-
-def test_the_findings_rerun_every_run_of_make_compare_that_loses_a_class():
-    import sys
-    from pathlib import Path
-    import pandas as pd
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root / "experiments"))
-    import compare_findings
-    m = pd.read_csv(root / "results" / "compare" / "metrics.csv")
-    lost = m[m.classes_lost > 0]
-    assert sorted(zip(lost.method, lost.seed)) == sorted(compare_findings.LOST)
-
-
-def test_make_compare_refuses_a_cached_run_that_other_code_made(tmp_path):
-    import json
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    import compare
-    now = compare.code_hashes()
-    for name, hashes in (("current", now), ("old", dict(now, classical_sha256="0" * 64)), ("unfinished", None)):
-        (tmp_path / name).mkdir()
-        if hashes:
-            (tmp_path / name / "result.json").write_text("{}")
-            (tmp_path / name / "meta.json").write_text(json.dumps(hashes))
-    jobs = [("knn", 0, str(tmp_path / name)) for name in ("current", "old", "unfinished")]
-    assert compare.stale(jobs) == [str(tmp_path / "old")]
-    with pytest.raises(SystemExit, match="1 finished run.* made by other code"):
-        compare.run_all(jobs, 1)
-
-
-def test_a_compare_run_of_some_rows_renders_without_the_conclusions(tmp_path):
-    """make compare METHODS=... (a scratch run of some rows) renders its tables; Sec. III-D's
-    conclusions need every row, and the text names the missing ones instead of failing on them."""
-    import sys
-    from pathlib import Path
-    import pandas as pd
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root / "experiments"))
-    import compare
-    m = pd.read_csv(root / "results" / "compare" / "metrics.csv")
-    m[m.method.isin(["knn", "lenet1", "lenet5", "lenet5-dist"])].to_csv(tmp_path / "metrics.csv", index=False)
-    (tmp_path / "invocation.json").write_text('{"wall_seconds": 60.0}')
-    text = compare.render(tmp_path)["table.md"]
-    errors = text.split("## Rejection")[0]  # the cost table lists the paper's values of every row
-    assert "| knn |" in errors and "| lenet1 |" in errors and "| linear |" not in errors
-    assert "Not drawn: the conclusions need every row, and this run leaves out linear, " in text
-    assert "boosted-lenet4-dist" in text.split("Not drawn")[1]
-
-
-def test_a_finished_job_records_its_result_provenance_and_code(tmp_path):
-    import json
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    import compare
-    compare.save_result(tmp_path / "run", dict(method="knn", seed=0, test_error=0.03))
-    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
-    assert json.loads((tmp_path / "run" / "result.json").read_text()) == dict(method="knn", seed=0, test_error=0.03)
-    assert meta["test_error"] == 0.03 and meta["git_commit"] and meta.items() >= compare.code_hashes().items()
-    assert compare.stale([("knn", 0, str(tmp_path / "run"))]) == []
 
 
 # ---- multiply-accumulates per image (Fig. 11) ---------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Config rejects out-of-range and wrong-typed values with one clear error naming the field."""
+"""The configuration (repro/config.py): an out-of-range or wrong-typed value is one clear error naming
+the field; unknown names and choices that do not go together are refused; the variants build and
+round-trip through JSON."""
 import json
 from pathlib import Path
 
@@ -49,15 +51,44 @@ def test_eta_list_becomes_a_tuple():
     hash(config)
 
 
-def test_existing_rules_still_hold():
-    with pytest.raises(ValueError, match="expected one of"):
-        Config(loss="hinge")
-    with pytest.raises(ValueError, match="rates for"):
-        Config(passes=21)
-    with pytest.raises(ValueError, match="mini-batches"):
-        Config(optimizer="adam")
-    with pytest.raises(ValueError, match="linear output"):
-        Config(loss="ce")
+@pytest.mark.parametrize("bad, message", [
+    (dict(loss="hinge"), "expected one of"), (dict(activation="sigmoid"), "expected one of"),
+    (dict(passes=21), "rates for"),
+    (dict(optimizer="adam"), "mini-batches"),  # Adam with batch_size 1
+    (dict(batch_size=64), "online"),  # SDLM with mini-batches
+    (dict(loss="ce"), "linear output"), (dict(output="linear"), "linear output"),
+])
+def test_choices_that_do_not_go_together_are_a_clear_error(bad, message):
+    with pytest.raises(ValueError, match=message):
+        Config(**bad)
+
+
+def test_unknown_names_are_a_clear_error():
+    with pytest.raises(ValueError, match="unknown variant"):
+        get_config("lenet-9")
+    with pytest.raises(ValueError, match="unknown config field"):
+        get_config(learning_rate=1)
+
+
+@pytest.mark.parametrize("field, bad", [("h_sharing", "average"), ("h_sharing", None), ("subsampling_init", "1"),
+                                        ("subsampling_init", 1.0), ("subsampling_init", "zero")])
+def test_h_sharing_and_subsampling_init_take_their_choices_only(field, bad):
+    with pytest.raises(ValueError, match=rf"^config\.{field}=.*expected one of"):
+        get_config("paper", **{field: bad})
+
+
+def test_h_sharing_and_subsampling_init_default_to_what_the_code_did_before():
+    config = Config()
+    assert config.h_sharing == "sum" and config.subsampling_init == "uniform"
+    for name in ("paper", "paper-literal", "paper-mu0.02"):
+        assert get_config(name).h_sharing == "sum" and get_config(name).subsampling_init == "uniform"
+    one = get_config(h_sharing="mean", subsampling_init="one")
+    assert Config(**one.to_dict()) == one
+
+
+def test_overrides_win_over_the_variant():
+    assert get_config("adam").batch_size == 64 and get_config("adam", batch_size=32).batch_size == 32
+    assert get_config("modern+sdlm").optimizer == "sdlm" and get_config("modern+sdlm").activation == "relu"
 
 
 @pytest.mark.parametrize("name", VARIANTS)

@@ -193,12 +193,11 @@ def test_real_matches_torchvision(mnist_raw):
     assert torch.equal(tv.data, x) and torch.equal(tv.targets, y)
 
 
-def test_real_load_mnist(mnist_raw):
-    d = data.load_mnist()
-    assert d["train_x"].shape == (60000, 1, 32, 32) and d["test_x"].shape == (10000, 1, 32, 32)
-    assert d["train_y"].shape == (60000,) and d["test_y"].dtype == torch.int64
-    assert d["train_x"].min().item() == pytest.approx(-0.1)
-    assert d["train_x"].max().item() == pytest.approx(1.175)
+def test_real_load_mnist(mnist):  # conftest's mnist is what load_mnist() gives
+    assert mnist["train_x"].shape == (60000, 1, 32, 32) and mnist["test_x"].shape == (10000, 1, 32, 32)
+    assert mnist["train_y"].shape == (60000,) and mnist["test_y"].dtype == torch.int64
+    assert mnist["train_x"].min().item() == pytest.approx(-0.1)
+    assert mnist["train_x"].max().item() == pytest.approx(1.175)
 
 
 def test_validation_split_holds_out_the_last_training_images():
@@ -208,10 +207,9 @@ def test_validation_split_holds_out_the_last_training_images():
     assert v["train_y"].tolist() == [0, 1, 2, 3, 4, 5] and v["test_y"].tolist() == [6, 7, 8, 9]
 
 
-def test_paper_scaling_centres_the_input_but_does_not_give_unit_variance():
+def test_paper_scaling_centres_the_input_but_does_not_give_unit_variance(mnist):
     """A5 (PAPER_NOTES): Sec. II-B says -0.1 / 1.175 makes the mean roughly 0 and the variance roughly
     1; on MNIST's training images, padded to 32x32, the mean is 0.028 and the variance 0.123."""
-    images, _ = data.load_split("train")
-    x = data.preprocess(images).double()
+    x = mnist["train_x"].double()  # preprocess() of the training images
     assert x.mean().item() == pytest.approx(0.0275, abs=5e-4)
     assert x.var().item() == pytest.approx(0.1231, abs=5e-4)

@@ -3,7 +3,7 @@ background, and the paper's distorted training set is laid out as the training l
 import pytest
 import torch
 
-from repro import data as mnist, paper
+from repro import paper
 from repro.distortions import RANGES, distort, distorted_pool, random_affine
 from repro.train import pass_indices
 
@@ -21,27 +21,27 @@ def test_drawn_parameters_stay_in_their_ranges():
         assert value.max() <= bound * (1 + 1e-5) and value.max() > 0.95 * bound  # the whole range is used
 
 
-def test_identity_is_exact():
-    x = mnist.load_mnist()["train_x"][:50]
+def test_identity_is_exact(mnist):
+    x = mnist["train_x"][:50]
     assert torch.equal(distort(x, torch.Generator().manual_seed(1), IDENTITY), x)
 
 
-def test_background_stays_background_and_ink_stays_in_range():
+def test_background_stays_background_and_ink_stays_in_range(mnist):
     blank = torch.full((20, 1, 32, 32), paper.INPUT_BACKGROUND)
     torch.testing.assert_close(distort(blank, torch.Generator().manual_seed(2)), blank)
-    x = distort(mnist.load_mnist()["train_x"][:500], torch.Generator().manual_seed(3))
+    x = distort(mnist["train_x"][:500], torch.Generator().manual_seed(3))
     assert x.min() >= paper.INPUT_BACKGROUND - 1e-6 and x.max() <= paper.INPUT_INK + 1e-6
 
 
-def test_same_seed_same_distortions():
-    x = mnist.load_mnist()["train_x"][:100]
+def test_same_seed_same_distortions(mnist):
+    x = mnist["train_x"][:100]
     a = distort(x, torch.Generator().manual_seed(4))
     assert torch.equal(a, distort(x, torch.Generator().manual_seed(4)))
     assert not torch.equal(a, distort(x, torch.Generator().manual_seed(5)))
 
 
-def test_pool_is_originals_then_copies():
-    x = mnist.load_mnist()["train_x"][:30]
+def test_pool_is_originals_then_copies(mnist):
+    x = mnist["train_x"][:30]
     pool = distorted_pool(x, paper.DISTORTED_COPIES, torch.Generator().manual_seed(0))
     assert pool.shape == (30 * (paper.DISTORTED_COPIES + 1), 1, 32, 32)
     assert torch.equal(pool[:30], x) and not torch.equal(pool[30:60], x)

@@ -51,13 +51,12 @@ def weights_sha256(state):
     return digest.hexdigest()
 
 
-def run_cases(tmp):
-    """{case: {metric: value, ..., "weights_sha256": ...}} from real trainings in folder `tmp`."""
-    from repro import data as mnist
+def run_cases(tmp, data):
+    """{case: {metric: value, ..., "weights_sha256": ...}} from real trainings in folder `tmp`; `data` is
+    repro.data.load_mnist()'s."""
     from repro.config import get_config
     from repro.train import load_data, train
     torch.set_num_threads(1)
-    data = mnist.load_mnist()
     out = {}
     for name, (variant, overrides) in CASES.items():
         run_dir = Path(tmp) / name
@@ -80,8 +79,9 @@ def golden():
     return json.loads(GOLDEN.read_text())
 
 
-def test_golden_runs_give_the_committed_numbers(golden, tmp_path):
-    diff = differences(run_cases(tmp_path), golden)
+@pytest.mark.usefixtures("kernel_path_runs")  # started first, so that they run beside this one
+def test_golden_runs_give_the_committed_numbers(golden, tmp_path, mnist):
+    diff = differences(run_cases(tmp_path, mnist), golden)
     assert not diff, "numbers drifted from tests/golden.json:\n" + "\n".join(diff)
 
 
@@ -94,13 +94,28 @@ KERNEL_PATHS = {
 }
 
 
+@pytest.fixture(scope="module")
+def kernel_path_runs(tmp_path_factory):
+    """{paths: (the process running the cases with the variables of KERNEL_PATHS[paths], its folder)}, all
+    started at once: each trains on one thread (run_cases), so where there are cores to spare they run
+    beside one another and beside the in-process run instead of one after the other."""
+    runs = {}
+    for paths, variables in KERNEL_PATHS.items():
+        folder = tmp_path_factory.mktemp(paths)
+        with open(folder / "stdout", "w") as out, open(folder / "stderr", "w") as err:  # the child keeps its own
+            runs[paths] = subprocess.Popen([sys.executable, __file__, "--print", str(folder / "runs")], stdout=out,
+                                           stderr=err, env=dict(os.environ, **variables)), folder
+    yield runs
+    for process, _ in runs.values():  # a run that a failure left unfinished
+        process.kill()
+        process.wait()
+
+
 @pytest.mark.parametrize("paths", KERNEL_PATHS)
-def test_golden_runs_do_not_depend_on_the_cpu_paths_of_pytorchs_kernels(golden, paths, tmp_path):
-    env = dict(os.environ, **KERNEL_PATHS[paths])
-    done = subprocess.run([sys.executable, __file__, "--print", str(tmp_path)], capture_output=True, text=True,
-                          env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    diff = differences(json.loads(done.stdout), golden)
+def test_golden_runs_do_not_depend_on_the_cpu_paths_of_pytorchs_kernels(golden, paths, kernel_path_runs):
+    process, folder = kernel_path_runs[paths]
+    assert process.wait(timeout=600) == 0, (folder / "stderr").read_text()[-2000:]
+    diff = differences(json.loads((folder / "stdout").read_text()), golden)
     assert not diff, f"with {KERNEL_PATHS[paths]}:\n" + "\n".join(diff)
 
 
@@ -110,8 +125,9 @@ def main():
     ap.add_argument("--print", dest="folder", help="run in this folder and print the results as JSON")
     args = ap.parse_args()
     import tempfile
+    from repro import data as mnist
     with tempfile.TemporaryDirectory() as tmp:
-        got = run_cases(args.folder or tmp)
+        got = run_cases(args.folder or tmp, mnist.load_mnist())
     if args.write:
         old = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
         print("\n".join(differences(got, old)) or ("unchanged" if old else f"wrote {GOLDEN}"))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from repro import LeNet5, data as mnist, get_config, native
+from repro import LeNet5, get_config, native
 from repro.distortions import random_affine, resample
 from repro.loss import make_loss
 from repro.sdlm import hessian_diagonal, step_sizes
@@ -49,21 +49,19 @@ def fingerprint(variant, arch, x, y):
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the instruction-set builds are x86-64's")
 @pytest.mark.parametrize("variant", ["paper", "max-pool", "modern+sdlm", "average-pool"])
-def test_every_instruction_set_gives_the_same_bits(variant):
+def test_every_instruction_set_gives_the_same_bits(variant, mnist):
     """Vector width and instruction choice change nothing: the results are fixed by the C source."""
-    d = mnist.load_mnist()
-    x, y = d["train_x"][:300], d["train_y"][:300]
+    x, y = mnist["train_x"][:300], mnist["train_y"][:300]
     prints = {arch: fingerprint(variant, arch, x, y) for arch in ARCHS}
     assert len(set(prints.values())) == 1, prints
 
 
 @pytest.mark.parametrize("boundary", ["paper", "exact"])
 @pytest.mark.parametrize("variant", ONLINE)
-def test_curvature_matches_the_pytorch_pass(variant, boundary):
+def test_curvature_matches_the_pytorch_pass(variant, boundary, mnist):
     config = get_config(variant, boundary=boundary)
     model = LeNet5(config, seed=3).double()
-    d = mnist.load_mnist()
-    x, y = d["train_x"][:20].double(), d["train_y"][:20]
+    x, y = mnist["train_x"][:20].double(), mnist["train_y"][:20]
     step, _ = make_step(config)
     h = step.curvature({k: p.detach() for k, p in model.named_parameters()}, x, y, boundary)
     expected = hessian_diagonal(model, x, y, make_loss(config), boundary)
@@ -72,11 +70,10 @@ def test_curvature_matches_the_pytorch_pass(variant, boundary):
 
 
 @pytest.mark.parametrize("variant", ["paper", "modern", "modern+rbf", "max-pool"])
-def test_gradient_sums_what_autograd_gives(variant):
+def test_gradient_sums_what_autograd_gives(variant, mnist):
     config = get_config(variant)
     model = LeNet5(config, seed=1).double()
-    d = mnist.load_mnist()
-    x, y = d["train_x"][:16].double(), d["train_y"][:16]
+    x, y = mnist["train_x"][:16].double(), mnist["train_y"][:16]
     params = {k: p.detach() for k, p in model.named_parameters()}
     before = {k: v.clone() for k, v in params.items()}
     grads = {k: torch.zeros_like(v) for k, v in params.items()}
@@ -90,10 +87,9 @@ def test_gradient_sums_what_autograd_gives(variant):
         assert torch.equal(params[k], before[k])  # the gradient mode leaves the weights alone
 
 
-def test_adam_matches_torch_optim_adam():
+def test_adam_matches_torch_optim_adam(mnist):
     config = get_config("modern", lr=3e-3)
-    d = mnist.load_mnist()
-    x, y = d["train_x"][:96].double(), d["train_y"][:96]
+    x, y = mnist["train_x"][:96].double(), mnist["train_y"][:96]
     step, _ = make_step(config)
     runs = []
     for use_native in (True, False):
@@ -115,8 +111,8 @@ def test_adam_matches_torch_optim_adam():
         torch.testing.assert_close(runs[0][k], runs[1][k].detach(), rtol=0, atol=1e-10, msg=lambda m: f"{k}: {m}")
 
 
-def test_distortions_match_grid_sample():
-    x = mnist.load_mnist()["train_x"][:200]
+def test_distortions_match_grid_sample(mnist):
+    x = mnist["train_x"][:200]
     theta = random_affine(len(x), torch.Generator().manual_seed(0))
     torch.testing.assert_close(native.distort_images(x, theta, -0.1), resample(x, theta), rtol=0, atol=1e-5)
 

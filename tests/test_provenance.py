@@ -3,19 +3,18 @@ that a bad command line stops before any training."""
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from repro import data as mnist
+from repro import weights
 from repro.config import get_config
 from repro.provenance import DirtyTree, code_state, library_sha256, provenance, require_clean_code
 
+from runner import confirm_outputs, keep_provenance, output_dirs
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
-from runner import confirm_outputs, keep_provenance, output_dirs  # noqa: E402
 
 
 def git(repo, *args):
@@ -121,31 +120,59 @@ def test_a_full_run_from_dirty_code_exits_with_status_2(monkeypatch, capsys):
     assert "scratch/results/search" in capsys.readouterr().out
 
 
-def test_keep_provenance_replaces_what_an_earlier_run_left(tmp_path):
+def test_keep_provenance_replaces_what_an_earlier_run_left(tmp_path, mnist_subset):
     from repro.train import train  # a real checkpoint, so that weights_only=True is tried on what train() saves
-    d = mnist.load_mnist()
-    data = dict(train_x=d["train_x"][:100], train_y=d["train_y"][:100], test_x=d["test_x"][:100], test_y=d["test_y"][:100])
     run = tmp_path / "run"
-    train(get_config(train_size=100, passes=1, hessian_samples=50), 0, run, data, progress=None)
+    train(get_config(train_size=100, passes=1, hessian_samples=50), 0, run, mnist_subset(100, 100), progress=None)
     dest = tmp_path / "results" / "paper_seed0"
     dest.mkdir(parents=True)
     (dest / "meta_pass12.json").write_text("{}")
     keep_provenance(run, dest, weights=True)
     assert sorted(p.name for p in dest.iterdir()) == ["config.json", "meta.json", "model.pt"]
     final = torch.load(run / "checkpoint.pt", weights_only=True)["model"]  # a real checkpoint loads safely
-    kept = torch.load(dest / "model.pt", weights_only=True)
-    assert kept.keys() == final.keys() and all(torch.equal(kept[k], final[k]) for k in final)
+    kept = weights.read(dest / "model.pt")  # with its config, provenance and checked SHA-256
+    assert kept["model"].keys() == final.keys() and all(torch.equal(kept["model"][k], final[k]) for k in final)
+    assert kept["config"] == get_config(train_size=100, passes=1, hessian_samples=50) and kept["provenance"]["seed"] == 0
 
 
-@pytest.mark.parametrize("args, message", [(["--passes", "0"], "--passes"),
-                                           (["--train-size", "60001"], "--train-size"),
-                                           (["--workers", "0"], "--workers"),
-                                           (["--passes", "25"], "passes"),  # a config the Config refuses
-                                           (["--seeds", "0", "0"], "seeds")])
-def test_a_bad_command_line_stops_before_any_training(args, message):
-    t0 = time.time()
-    done = subprocess.run([sys.executable, str(ROOT / "experiments/reproduce.py"), *args],
+BAD = [(["--passes", "0"], "--passes"), (["--train-size", "60001"], "--train-size"), (["--workers", "0"], "--workers"),
+       (["--passes", "25"], "passes"),  # a config the Config refuses
+       (["--seeds", "0", "0"], "seeds")]
+
+# The command lines of BAD in one child process, each run as `python experiments/reproduce.py ...` runs
+# it (runpy, with its own sys.argv): a process each spent its seconds importing torch. --scratch: should
+# a check regress, the run that starts writes nothing outside scratch/.
+PROBE = """
+import contextlib, io, json, runpy, sys, time
+sys.path.insert(0, "experiments")
+results = []
+for args in json.loads(sys.argv[1]):
+    sys.argv, out, err, t0 = ["experiments/reproduce.py", *args, "--scratch"], io.StringIO(), io.StringIO(), time.time()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        code = "no exit"
+    except SystemExit as e:
+        code = e.code
+    except Exception as e:
+        code = repr(e)
+    results.append(dict(code=code, stdout=out.getvalue(), stderr=err.getvalue(), seconds=time.time() - t0))
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def probes():
+    """{command line: its exit code, stdout, stderr and seconds}"""
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps([args for args, _ in BAD])], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, done.stderr
-    assert message in done.stderr and "Traceback" not in done.stderr
-    assert "pass  1" not in done.stdout and time.time() - t0 < 60  # imports only, no training
+    assert done.returncode == 0, done.stderr
+    return {tuple(args): result for (args, _), result in zip(BAD, json.loads(done.stdout.splitlines()[-1]))}
+
+
+@pytest.mark.parametrize("args, message", BAD)
+def test_a_bad_command_line_stops_before_any_training(probes, args, message):
+    result = probes[tuple(args)]
+    assert result["code"] == 2, result["stderr"]
+    assert message in result["stderr"] and "Traceback" not in result["stderr"]
+    assert "pass  1" not in result["stdout"] and result["seconds"] < 60  # imports only, no training

@@ -1,12 +1,8 @@
 """experiments/recipe_study.py: the pre-registered rule on made-up validation errors, and its settings."""
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import recipe_study as study  # noqa: E402
-from repro import get_config, paper  # noqa: E402
+import recipe_study as study
+from repro import get_config, paper
 
 
 def errors(effect, seeds=range(10)):

@@ -1,8 +1,5 @@
 """The rejection of Fig. 10 (repro/rejection.py) on hand-made scores whose answer is known, and the
 figures and table of Figs. 10-12 (experiments/cost_figures.py)."""
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,8 +8,7 @@ import torch
 from repro import paper
 from repro.rejection import rejection_to_reach, top_two_gap
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import cost_figures  # noqa: E402
+import cost_figures
 
 INF = float("inf")
 

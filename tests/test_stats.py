@@ -1,13 +1,10 @@
 """experiments/stats.py: Holm-Bonferroni on known p-values, the paired t interval and p against scipy."""
 import math
-import sys
-from pathlib import Path
 
 import pytest
 from scipy.stats import ttest_rel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from stats import compare, holm, paired  # noqa: E402
+from stats import compare, holm, paired
 
 
 def test_holm_on_known_p_values():

@@ -2,12 +2,12 @@
 SGD, Adam, fresh distortions and the input variants run; stale checkpoints and bad sizes are refused."""
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from repro import data as mnist
 from repro.config import get_config
 from repro.files import atomic_save
 from repro.provenance import library_sha256
@@ -42,33 +42,39 @@ def resave(ckpt, path):
 
 
 @pytest.fixture(scope="module")
-def small_data():
-    d = mnist.load_mnist()
-    return dict(train_x=d["train_x"][:600], train_y=d["train_y"][:600],
-                test_x=d["test_x"][:500], test_y=d["test_y"][:500])
+def small_data(mnist_subset):
+    return mnist_subset(600, 500)
 
 
-def test_smoke_run_learns_and_records_provenance(tmp_path, small_data):
-    metrics = train(get_config(**SMALL), 0, tmp_path, small_data, progress=None)
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory, small_data):
+    """(folder, metrics) of the recipe trained on the small data, seed 0: the run that several tests
+    compare with or start from (read only: a test that changes a file works on a copy)."""
+    folder = tmp_path_factory.mktemp("recipe")
+    return folder, train(get_config(**SMALL), 0, folder, small_data, progress=None)
+
+
+def test_smoke_run_learns_and_records_provenance(recipe_run):
+    folder, metrics = recipe_run
     assert [m["pass"] for m in metrics] == [1, 2]
     assert metrics[-1]["train_error"] < 0.5 and metrics[-1]["test_error"] < 0.6  # chance is 0.9
     assert metrics[-1]["train_error"] != metrics[-1]["test_error"]
-    meta = json.loads((tmp_path / "meta.json").read_text())
+    meta = json.loads((folder / "meta.json").read_text())
     assert {"seed", "git_commit", "torch", "device"} <= set(meta)
-    assert json.loads((tmp_path / "config.json").read_text())["train_size"] == 600
-    assert (tmp_path / "metrics.csv").read_text().startswith("seed,pass,eta")
+    assert json.loads((folder / "config.json").read_text())["train_size"] == 600
+    assert (folder / "metrics.csv").read_text().startswith("seed,pass,eta")
 
 
-def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, small_data):
-    whole = train(get_config(**SMALL), 5, tmp_path / "whole", small_data, progress=None)
-    train(get_config(**dict(SMALL, passes=1)), 5, tmp_path / "cut", small_data, progress=None)
+def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, small_data, recipe_run):
+    whole_dir, whole = recipe_run
+    train(get_config(**dict(SMALL, passes=1)), 0, tmp_path / "cut", small_data, progress=None)
     # "interrupt" after pass 1: the checkpoint holds config passes=1, so continue with the full config
     ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
     ckpt["config"]["passes"] = 2
     resave(ckpt, tmp_path / "cut" / "checkpoint.pt")
-    resumed = train(get_config(**SMALL), 5, tmp_path / "cut", small_data, progress=None)
+    resumed = train(get_config(**SMALL), 0, tmp_path / "cut", small_data, progress=None)
     assert drop_timing(resumed) == drop_timing(whole)
-    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["model"]
+    a = torch.load(whole_dir / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -148,7 +154,7 @@ def test_adam_resume_gives_the_numbers_and_weights_of_an_uninterrupted_run(tmp_p
     assert same_bits(a["adam"], b["adam"])  # the moments (and step counts) too
 
 
-def test_fresh_distortions_change_every_pass_and_repeat_with_the_seed(tmp_path, small_data):
+def test_fresh_distortions_change_every_pass_and_repeat_with_the_seed(tmp_path, small_data, recipe_run):
     config = get_config("distortions-fresh", **SMALL)
     run = setup_run(config, 0, tmp_path / "setup", small_data, torch.device("cpu"), True, False)
     plain = run.data["train_x"][run.order]
@@ -164,7 +170,7 @@ def test_fresh_distortions_change_every_pass_and_repeat_with_the_seed(tmp_path, 
 
     metrics = train(config, 0, tmp_path / "a", small_data, progress=None)
     again = train(config, 0, tmp_path / "b", small_data, progress=None)
-    undistorted = train(get_config(**SMALL), 0, tmp_path / "c", small_data, progress=None)
+    _, undistorted = recipe_run
     assert drop_timing(again) == drop_timing(metrics)
     for p in range(2):  # same seed, weights and order: only the patterns differ
         assert metrics[p]["train_loss_online"] != undistorted[p]["train_loss_online"]
@@ -203,15 +209,14 @@ def test_input_variants_train(tmp_path, small_data, variant):
     assert metrics[-1]["train_error"] < 0.5 and metrics[-1]["test_error"] < 0.6  # chance is 0.9
 
 
-def test_resume_refuses_a_checkpoint_from_other_library_code(tmp_path, small_data):
-    config = get_config(**dict(SMALL, passes=1))
-    train(config, 0, tmp_path, small_data, progress=None)
+def test_resume_refuses_a_checkpoint_from_other_library_code(tmp_path, small_data, recipe_run):
+    shutil.copytree(recipe_run[0], tmp_path, dirs_exist_ok=True)  # a finished run is read through the same checks
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["library_sha256"] == library_sha256()
     ckpt["library_sha256"] = "0" * 64
     resave(ckpt, tmp_path / "checkpoint.pt")
     with pytest.raises(ValueError, match="other code"):
-        train(config, 0, tmp_path, small_data, progress=None)
+        train(get_config(**SMALL), 0, tmp_path, small_data, progress=None)
 
 
 def test_train_size_beyond_the_data_is_a_clear_error(tmp_path, small_data):

@@ -8,11 +8,13 @@ Open, chosen here (A22): pixels in [0, 1]; g = 1 / the mean of |x|^2 over the tr
 that a typical K(x, x) is about 1 and C means the same for every degree; C per degree, chosen on a
 validation split by `make svm-search` (experiments/svm_search.py, results/svm_search/).
 """
+from pathlib import Path
+
 import numpy as np
 import torch
 from sklearn.svm import SVC
 
-from .. import versions
+from .. import data, distortions, paper, versions
 from .linear import PAIRS
 
 C = {4: 10.0, 5: 100.0, 9: 100.0}  # per degree, what `make svm-search` chose (a test checks it)
@@ -153,7 +155,6 @@ class ReducedSetSVM:
 def distorted_copies(images, copies, generator):
     """`copies` randomly distorted versions of each uint8 28x28 image (the paper's distortions, as
     LeNet-5's [dist] rows use them), as uint8 28x28: copy k of image i at row k * N + i."""
-    from .. import data, distortions, paper
     x = data.preprocess(images)
     out = torch.cat([distortions.distort(x, generator) for _ in range(copies)])[:, 0, 2:30, 2:30]
     grey = (out - paper.INPUT_BACKGROUND) * (255 / (paper.INPUT_INK - paper.INPUT_BACKGROUND))
@@ -166,8 +167,7 @@ def first_stage_support(train_x, train_y, degree, c, coef0=0.0, cache_dir=None):
     and shared by the seeds' processes (a file lock makes the others wait for it)."""
     if cache_dir is None:
         return SVM(train_x, train_y, 0, degree, c, coef0).support()
-    import fcntl
-    from pathlib import Path
+    import fcntl  # POSIX only: imported where the cache needs it, so that the rest imports anywhere
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"support-poly{degree}-coef0_{coef0:g}-C{c:g}-n{len(train_x)}.npy"

@@ -1,6 +1,6 @@
-/* LeNet-5 written out by hand for the CPU (repro/native.py builds and loads it): the online step, the
-   mini-batch gradient, the forward pass for evaluation, the Gauss-Newton curvature pass of SDLM
-   (Appendix C), Adam's update and the bilinear resampling of the distortions.
+/* LeNet-5 written out by hand for the CPU (repro/native/__init__.py builds and loads it): the online
+   step, the mini-batch gradient, the forward pass for evaluation, the Gauss-Newton curvature pass of
+   SDLM (Appendix C), Adam's update and the bilinear resampling of the distortions.
 
    For each pattern of a block, in order, lenet5_block computes the forward pass, the loss, the
    gradient of every parameter and the update w <- w - eps * dE/dw: what repro/step.py's eager step
@@ -19,17 +19,10 @@
 
    Layout: inner loops run over a whole map (C1 and C3 use im2col patches, X1 and X3), so the
    multiply-adds are long vector loops. Built once as float and once as double (REAL_DOUBLE). */
-#include "native_numerics.h"
+#include "codes.h"
+#include "numerics.h"
 
 /* ---- the network ------------------------------------------------------------------------------ */
-enum { TANH_ACT = 0, RELU_ACT = 1 };
-enum { POOL_TRAINABLE = 0, POOL_AVERAGE = 1, POOL_MAX = 2 };
-enum { HEAD_RBF = 0, HEAD_LINEAR = 1 };
-enum { LOSS_MAP = 0, LOSS_ML = 1, LOSS_CE = 2 };
-enum { MODE_FORWARD = 0, MODE_EVALUATE = 1, MODE_ONLINE = 2, MODE_GRADIENT = 3 };
-/* parameter slots; a slot the network lacks (plain pooling, the RBF head) is NULL */
-enum { C1W, C1B, S2W, S2B, C3W, C3B, S4W, S4B, C5W, C5B, F6W, F6B, OUTW, OUTB, SLOTS };
-
 typedef struct {
     int act, pool, head, loss, pairs;
     real squash_a, squash_s;     /* f(a) = A tanh(S a) (repro.paper) */
@@ -38,7 +31,7 @@ typedef struct {
     const real *prototypes;      /* RBF: 10 x 84 */
 } Net;
 
-/* What native.py checks before it passes a Net: the size of a real, of the struct and where its
+/* What the loader checks before it passes a Net: the size of a real, of the struct and where its
    last field lies, and the number of parameter slots. */
 void lenet5_layout(long *out) {
     out[0] = sizeof(real), out[1] = sizeof(Net), out[2] = offsetof(Net, prototypes), out[3] = SLOTS;
@@ -54,12 +47,8 @@ static real a5[120], f5[120], d5[120], a6[84], f6[84], d6[84], y[10];
 static int arg2[6 * 196], arg4[400];
 
 static void activate(const Net *net, const real *restrict a, real *restrict f, real *restrict d, int n) {
-    if (net->act == TANH_ACT)
-        for (int i = 0; i < n; i++) {
-            real t = tanh_(net->squash_s * a[i]);
-            f[i] = net->squash_a * t;
-            d[i] = net->squash_a * net->squash_s * (1 - t * t);
-        }
+    if (net->act == ACTIVATION_SCALED_TANH)
+        squash(net->squash_a, net->squash_s, a, f, d, n);
     else
         for (int i = 0; i < n; i++) {
             f[i] = a[i] <= 0 ? 0 : a[i];  /* NaN stays NaN, as torch.relu */
@@ -78,14 +67,14 @@ static void pool_forward(const Net *net, int maps, int side, const real *in, rea
                 const real *u = in + (m * in_side + 2 * r) * in_side + 2 * c;
                 real v[4] = {u[0], u[1], u[in_side], u[in_side + 1]};
                 int q = (m * side + r) * side + c;
-                if (net->pool == POOL_MAX) {
+                if (net->pool == SUBSAMPLING_MAX) {
                     int k = 0;
                     for (int t = 1; t < 4; t++) if (v[t] > v[k]) k = t;  /* first maximum, as max_pool2d */
                     pre[q] = v[k], arg[q] = k;
                 } else
                     pre[q] = v[0] + v[1] + v[2] + v[3];
             }
-    if (net->pool == POOL_TRAINABLE) {
+    if (net->pool == SUBSAMPLING_TRAINABLE) {
         real a[16 * 14 * 14];
         for (int m = 0; m < maps; m++)
             for (int q = 0; q < side * side; q++)
@@ -93,7 +82,7 @@ static void pool_forward(const Net *net, int maps, int side, const real *in, rea
         activate(net, a, f, d, n);
     } else
         for (int q = 0; q < n; q++)
-            f[q] = net->pool == POOL_AVERAGE ? net->pool_scale * pre[q] : pre[q], d[q] = 1;
+            f[q] = net->pool == SUBSAMPLING_AVERAGE ? net->pool_scale * pre[q] : pre[q], d[q] = 1;
 }
 
 static void forward(const Net *net, real **p, const real *x) {
@@ -132,7 +121,7 @@ static void forward(const Net *net, real **p, const real *x) {
     activate(net, a6, f6, d6, 84);
     /* output penalties y (argmin = class) */
     for (int k = 0; k < 10; k++) {
-        if (net->head == HEAD_RBF) {
+        if (net->head == OUTPUT_RBF) {
             real u[84];
             for (int q = 0; q < 84; q++) u[q] = f6[q] - net->prototypes[k * 84 + q];
             y[k] = dot(u, u, 84);
@@ -141,19 +130,13 @@ static void forward(const Net *net, real **p, const real *x) {
     }
 }
 
-/* The probabilities of eq. 9 (and of softmax for CE), and the loss with dE/dy (native_numerics.h). */
+/* The probabilities of eq. 9 (and of softmax for CE), and the loss with dE/dy (numerics.h). */
 static real softmax(const Net *net, real *prob) {
     return penalty_softmax(net->loss == LOSS_MAP, net->j, y, prob);
 }
 
 static real loss(const Net *net, int label, real *dy) {
     return penalty_loss(net->loss == LOSS_ML, net->loss == LOSS_MAP, net->j, y, label, dy);
-}
-
-/* The online update w -= eps * g (dst = the parameters), or with no eps the gradient added to dst. */
-static inline void apply(real *dst, const real *e, int i, real g) {
-    if (e) dst[i] -= e[i] * g;
-    else dst[i] += g;
 }
 
 /* A full connection (C5, F6, the linear head): da = sign * g_out * slope (slope NULL: 1); g_in gets
@@ -181,15 +164,16 @@ static void pool_backward(const Net *net, int maps, int side, const real *g_out,
     for (int m = 0; m < maps; m++) {
         real da[196];
         for (int q = 0; q < n; q++) da[q] = g_out[m * n + q] * d_out[m * n + q];
-        real coef = net->pool == POOL_TRAINABLE ? w[m] * net->pool_scale : net->pool == POOL_AVERAGE ? net->pool_scale : 1;
+        real coef = net->pool == SUBSAMPLING_TRAINABLE ? w[m] * net->pool_scale
+                  : net->pool == SUBSAMPLING_AVERAGE ? net->pool_scale : 1;
         for (int r = 0; r < side; r++)
             for (int c = 0; c < side; c++) {
                 int q = r * side + c, o = (m * in_side + 2 * r) * in_side + 2 * c;
                 int at[4] = {o, o + 1, o + in_side, o + in_side + 1};
                 for (int t = 0; t < 4; t++)
-                    g_in[at[t]] = net->pool == POOL_MAX && t != arg[m * n + q] ? 0 : da[q] * coef * d_in[at[t]];
+                    g_in[at[t]] = net->pool == SUBSAMPLING_MAX && t != arg[m * n + q] ? 0 : da[q] * coef * d_in[at[t]];
             }
-        if (net->pool == POOL_TRAINABLE) {
+        if (net->pool == SUBSAMPLING_TRAINABLE) {
             apply(dw, ew, m, dot(da, pre + m * n, n) * net->pool_scale);
             apply(db, eb, m, sum(da, n));
         }
@@ -202,7 +186,7 @@ static void backward(const Net *net, real **p, real **dst, real **e, const real 
     static real g6[84], g5[120], g4[400], g3[16 * 100], G3[6][25][100], g2[6 * 196], g1[6 * 784];
     real *ez[SLOTS] = {0};
     real **ee = e ? e : ez;
-    if (net->head == HEAD_RBF) {
+    if (net->head == OUTPUT_RBF) {
         memset(g6, 0, sizeof g6);
         for (int k = 0; k < 10; k++)
             for (int q = 0; q < 84; q++) g6[q] += 2 * dy[k] * (f6[q] - net->prototypes[k * 84 + q]);
@@ -276,17 +260,17 @@ static void pool_curvature(const Net *net, int maps, int side, const real *d2f, 
     for (int m = 0; m < maps; m++) {
         real d2a[196], in2[196];
         for (int q = 0; q < n; q++) d2a[q] = d2f[m * n + q] * (d_out[m * n + q] * d_out[m * n + q]);
-        real coef = net->pool == POOL_TRAINABLE ? w[m] * w[m] * (net->pool_scale * net->pool_scale)
-                  : net->pool == POOL_AVERAGE ? net->pool_scale * net->pool_scale : 1;
+        real coef = net->pool == SUBSAMPLING_TRAINABLE ? w[m] * w[m] * (net->pool_scale * net->pool_scale)
+                  : net->pool == SUBSAMPLING_AVERAGE ? net->pool_scale * net->pool_scale : 1;
         for (int r = 0; r < side; r++)
             for (int c = 0; c < side; c++) {
                 int q = r * side + c, o = (m * in_side + 2 * r) * in_side + 2 * c;
                 int at[4] = {o, o + 1, o + in_side, o + in_side + 1};
                 in2[q] = ((in[at[0]] * in[at[0]] + in[at[1]] * in[at[1]]) + in[at[2]] * in[at[2]]) + in[at[3]] * in[at[3]];
                 for (int t = 0; t < 4; t++)
-                    d2in[at[t]] = net->pool == POOL_MAX && t != arg[m * n + q] ? 0 : coef * d2a[q];
+                    d2in[at[t]] = net->pool == SUBSAMPLING_MAX && t != arg[m * n + q] ? 0 : coef * d2a[q];
             }
-        if (net->pool == POOL_TRAINABLE) {
+        if (net->pool == SUBSAMPLING_TRAINABLE) {
             hw[m] += dot(d2a, in2, n) * (net->pool_scale * net->pool_scale);
             hb[m] += sum(d2a, n);
         }
@@ -316,27 +300,15 @@ int lenet5_curvature(const Net *net, real **p, const real *xs, const int64_t *la
     for (int s = 0; s < n; s++) {
         if (labels[s] < 0 || labels[s] > 9) return s + 1;
         forward(net, p, xs + s * 1024);
-        real prob[10];
-        if (net->head == HEAD_LINEAR) {
+        if (net->head == OUTPUT_LINEAR) {
+            real prob[10], d2y[10];
             softmax(net, prob);
-            real d2y[10];
             for (int k = 0; k < 10; k++) d2y[k] = prob[k] * (1 - prob[k]);
             full_curvature(10, 84, d2y, f6, p[OUTW], h[OUTW], h[OUTB], d2f6);
         } else if (!exact || net->loss == LOSS_ML)
             for (int q = 0; q < 84; q++) d2f6[q] = 2;
-        else {  /* eq. 9: 2 - 2 sum_i p_i + 4 (sum_i p_i u_i^2 - (sum_i p_i u_i)^2), u_i = x - w_i */
-            softmax(net, prob);
-            real total = 0;
-            for (int k = 0; k < 10; k++) total += prob[k];
-            for (int q = 0; q < 84; q++) {
-                real m1 = 0, m2 = 0;
-                for (int k = 0; k < 10; k++) {
-                    real u = f6[q] - net->prototypes[k * 84 + q];
-                    m1 += prob[k] * u, m2 += prob[k] * (u * u);
-                }
-                d2f6[q] = (2 - 2 * total) + 4 * (m2 - m1 * m1);
-            }
-        }
+        else
+            exact_boundary(net->loss == LOSS_MAP, net->j, y, f6, net->prototypes, 84, d2f6);
         for (int o = 0; o < 84; o++) d2a[o] = d2f6[o] * (d6[o] * d6[o]);
         full_curvature(84, 120, d2a, f5, p[F6W], h[F6W], h[F6B], d2f5);
         for (int o = 0; o < 120; o++) d2a[o] = d2f5[o] * (d5[o] * d5[o]);

@@ -1,6 +1,8 @@
-/* The arithmetic the native code shares (lenet5_step.c, network_step.c): real numbers as float or
-   double (REAL_DOUBLE), tanh, exp and log from correctly rounded operations, and sums whose order is
-   fixed by the source. Why each is written so: lenet5_step.c's opening comment. */
+/* What the native code shares (lenet5_step.c, network_step.c): real numbers as float or double
+   (REAL_DOUBLE), tanh, exp and log from correctly rounded operations, sums whose order is fixed by
+   the source (why each is written so: lenet5_step.c's opening comment), and the pieces of the
+   network that both files compute alike: the squashing function, the update of a weight, the loss
+   at the penalties and its exact curvature. */
 #ifndef REPRO_NUMERICS_H
 #define REPRO_NUMERICS_H
 #include <math.h>
@@ -52,6 +54,16 @@ static inline real tanh_(real x) {
     real em1 = s * p + (s - 1);  /* expm1(-2|x|) = 2^k (1 + p) - 1; exactly p when k = 0 */
     real t = -em1 / (2 + em1);   /* tanh |x| */
     return x < 0 ? -t : t;
+}
+
+/* The squashing function f(a) = A tanh(S a) (repro.paper's A and S) over n units, and its slope
+   f'(a) = A S (1 - tanh^2(S a)). */
+static void squash(real A, real S, const real *restrict a, real *restrict f, real *restrict d, int n) {
+    for (int i = 0; i < n; i++) {
+        real t = tanh_(S * a[i]);
+        f[i] = A * t;
+        d[i] = A * S * (1 - t * t);
+    }
 }
 
 static inline real exp_(real y) {  /* y <= 0 */
@@ -174,6 +186,12 @@ static void square(const real *restrict x, real *restrict y, int n) {
     for (int i = 0; i < n; i++) y[i] = x[i] * x[i];
 }
 
+/* The online update w -= eps * g (dst = the parameters), or with no eps the gradient added to dst. */
+static inline void apply(real *dst, const real *e, long i, real g) {
+    if (e) dst[i] -= e[i] * g;
+    else dst[i] += g;
+}
+
 /* ---- the output's loss (Sec. II-C) on the 10 penalties y ------------------------------------------ */
 /* prob[k] = e^-y_k / (e^-j + sum e^-y) (eq. 9, map = 1) or e^-y_k / sum e^-y (softmax, map = 0),
    computed as a log-sum-exp over the terms so that it never overflows. Returns the log-sum-exp. */
@@ -199,6 +217,25 @@ static real penalty_loss(int ml, int map, real j, const real *y, int label, real
     for (int k = 0; k < 10; k++) dy[k] = -dy[k];
     dy[label] += 1;
     return y[label] + lse;
+}
+
+/* The curvature pass's boundary term "exact" for the RBF output: the diagonal of the log-sum-exp
+   loss's own Hessian with respect to the RBF's inputs f (units of them; prototypes: 10 x units),
+   2 - 2 sum_i p_i + 4 (sum_i p_i u_i^2 - (sum_i p_i u_i)^2) with u_i = f - w_i and p
+   penalty_softmax's probabilities at the penalties y. */
+static void exact_boundary(int map, real j, const real *y, const real *f, const real *prototypes, int units,
+                           real *d2f) {
+    real prob[10], total = 0;
+    penalty_softmax(map, j, y, prob);
+    for (int k = 0; k < 10; k++) total += prob[k];
+    for (int q = 0; q < units; q++) {
+        real m1 = 0, m2 = 0;
+        for (int k = 0; k < 10; k++) {
+            real u = f[q] - prototypes[k * units + q];
+            m1 += prob[k] * u, m2 += prob[k] * (u * u);
+        }
+        d2f[q] = (2 - 2 * total) + 4 * (m2 - m1 * m1);
+    }
 }
 
 #endif

@@ -1,5 +1,7 @@
-"""The hand-written CPU code (lenet5_step.c): built with the system C compiler on first use, loaded
-with ctypes, and wrapped with the signatures of repro.step, repro.sdlm and repro.distortions.
+"""The hand-written CPU code of this folder (lenet5_step.c, and network_step.c for the other
+networks): built with the system C compiler on first use, loaded with ctypes, and wrapped with the
+signatures of repro.step, repro.sdlm and repro.distortions. The numbers that name a choice, a mode, a
+layer kind or a parameter slot are read from codes.h, which both C files include.
 
 Same mathematics as the PyTorch code, other arithmetic: its results are fixed by the C source (no
 reassociation, no contraction, its own tanh/exp/log), so a seed gives the same bits on every x86-64
@@ -12,7 +14,7 @@ REPRO_NATIVE_FAST=1 builds for this CPU with reassociation and contraction inste
 numbers depend on the CPU and the compiler): for exploration only; steps built so say so in their
 `kind`, every run records it, and the targets that write results/ refuse it.
 
-One build per number type and flags, cached by a hash of the source and the command in
+One build per number type and flags, cached by a hash of the sources and the command in
 $XDG_CACHE_HOME/repro-lenet5 (default ~/.cache).
 """
 import ctypes
@@ -20,28 +22,58 @@ import functools
 import hashlib
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from pathlib import Path
 
 import torch
 
-from . import paper
-from . import layers
-from .layers import c3_pairs
-from .model import check_input, check_labels
+from .. import layers, paper
+from ..config import CHOICES
+from ..layers import c3_pairs
+from ..model import check_input, check_labels
 
-SOURCES = {"lenet5": Path(__file__).with_name("lenet5_step.c"),  # LeNet-5, written out for its sizes
-           "network": Path(__file__).with_name("network_step.c")}  # the networks of repro/networks.py
-HEADER = Path(__file__).with_name("native_numerics.h")  # the arithmetic both share
+HERE = Path(__file__).parent
+SOURCES = {"lenet5": HERE / "lenet5_step.c",  # LeNet-5, written out for its sizes
+           "network": HERE / "network_step.c"}  # the networks of repro/networks.py
+HEADERS = sorted(HERE.glob("*.h"))  # what both include: numerics.h (the arithmetic), codes.h
 PORTABLE = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]  # IEEE arithmetic, as written
 FAST = ["-O3", "-march=native", "-ffp-contract=fast", "-fassociative-math", "-fno-signed-zeros",
         "-fno-trapping-math", "-fno-math-errno"]
-SLOTS = ("c1.weight", "c1.bias", "s2.weight", "s2.bias", "c3.weight", "c3.bias", "s4.weight", "s4.bias",
-         "c5.weight", "c5.bias", "f6.weight", "f6.bias", "output.weight", "output.bias")  # the C enum's order
-CODES = dict(activation={"scaled_tanh": 0, "relu": 1}, subsampling={"trainable": 0, "average": 1, "max": 2},
-             output={"rbf": 0, "linear": 1}, loss={"map": 0, "ml": 1, "ce": 2})
-FORWARD, EVALUATE, ONLINE, GRADIENT = 0, 1, 2, 3  # lenet5_block's modes
+CODED = ("activation", "subsampling", "output", "loss")  # the fields of repro.config that lenet5_step.c reads
+
+
+def codes(path=HERE / "codes.h"):
+    """The enums of codes.h, in order: a list of [(name, value), ...] (a name without a value counts
+    on from the one before, as in C)."""
+    text = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
+    enums = []
+    for body in re.findall(r"enum\s*\{([^}]*)\}", text):
+        value, enum = -1, []
+        for item in filter(str.strip, body.split(",")):
+            name, _, given = (part.strip() for part in item.partition("="))
+            value = int(given) if given else value + 1
+            enum.append((name, value))
+        enums.append(enum)
+    return enums
+
+
+ENUMS = codes()
+C_CODES = {name: value for enum in ENUMS for name, value in enum}  # every name of codes.h
+CODES = {field: {name[len(field) + 1:].lower(): code for name, code in C_CODES.items()
+                 if name.startswith(f"{field.upper()}_")} for field in CODED}  # ACTIVATION_RELU: activation "relu"
+FORWARD, EVALUATE, ONLINE, GRADIENT = (C_CODES[f"MODE_{m}"] for m in ("FORWARD", "EVALUATE", "ONLINE", "GRADIENT"))
+CONV, POOL, FULL = C_CODES["CONV"], C_CODES["POOL"], C_CODES["FULL"]  # network_step.c's layer kinds
+
+
+def slot(name):
+    """The parameter of a slot of codes.h: C1W is c1.weight, OUTB output.bias."""
+    layer, kind = name[:-1], name[-1]
+    return f"{'output' if layer == 'OUT' else layer.lower()}.{dict(W='weight', B='bias')[kind]}"
+
+
+SLOTS = tuple(slot(name) for name, _ in next(e for e in ENUMS if e[-1][0] == "SLOTS")[:-1])  # in the C enum's order
 TYPES = {torch.float32: ("float", ctypes.c_float, []), torch.float64: ("double", ctypes.c_double, ["-DREAL_DOUBLE"])}
 _LIBRARIES = {}
 
@@ -88,10 +120,11 @@ def library(dtype, arch="default", source="lenet5"):
         return _LIBRARIES[key]
     if platform.system() != "Linux":
         raise NativeUnavailable(f"the native code is built for Linux, not {platform.system()}")
+    check_codes()
     real, ctype, defines = TYPES[dtype]
     command = [os.environ.get("CC", "gcc"), *build_flags(arch), *defines, "-fPIC", "-shared"]
     path_c = SOURCES[source]
-    digest = hashlib.sha256(path_c.read_bytes() + HEADER.read_bytes() + " ".join(command).encode()
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [path_c, *HEADERS]) + " ".join(command).encode()
                             + platform.machine().encode())
     path = cache_dir() / f"{path_c.stem}_{real}_{digest.hexdigest()[:16]}.so"
     if not path.exists():
@@ -121,9 +154,18 @@ def library(dtype, arch="default", source="lenet5"):
                           ctypes.sizeof(layer)], "sizeof Layer"
     if list(layout) != expected:  # the structs here and the C typedefs must agree, field by field
         raise NativeUnavailable(f"{path.name}: layout (sizeof real, sizeof Net, offset of prototypes, {what}) "
-                                f"{list(layout)} differs from native.py's {expected}")
+                                f"{list(layout)} differs from repro/native/__init__.py's {expected}")
     _LIBRARIES[key] = lib
     return lib
+
+
+def check_codes():
+    """codes.h codes the same values as repro.config.CHOICES offers, field by field: a choice without
+    a code would reach the C code as another choice's number."""
+    for field in CODED:
+        if set(CODES[field]) != set(CHOICES[field]):
+            raise NativeUnavailable(f"codes.h codes {field} as {sorted(CODES[field])}, but repro.config's choices are "
+                                    f"{sorted(CHOICES[field])}: give each choice its {field.upper()}_<VALUE> in codes.h")
 
 
 @functools.cache

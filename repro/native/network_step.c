@@ -1,7 +1,7 @@
 /* The other networks of Sec. III-C (LeNet-1, LeNet-4, the multilayer networks; repro/networks.py)
    written out for the CPU: the online step, the mini-batch gradient, the forward pass and the
    Gauss-Newton curvature pass of SDLM, as lenet5_step.c does for LeNet-5, but for any stack of
-   the same layer types, described by a Net that repro/native.py fills in:
+   the same layer types, described by a Net that repro/native/__init__.py fills in:
 
      CONV  k x k convolution; output map pair_out[c] sees input map pair_in[c] through kernel c
            (a full convolution lists every pair, a sparse one its table), plus a bias per map;
@@ -11,12 +11,10 @@
 
    each followed by the scaled tanh, then the Euclidean RBF output with fixed prototypes and the
    loss of eq. 9 or eq. 8. The arithmetic, and so the promise of the same bits on every x86-64 CPU,
-   is native_numerics.h's. The per-pattern buffers live in a workspace the caller allocates
+   is numerics.h's. The per-pattern buffers live in a workspace the caller allocates
    (network_workspace gives its size). */
-#include "native_numerics.h"
-
-enum { CONV = 0, POOL = 1, FULL = 2 };
-enum { MODE_FORWARD = 0, MODE_EVALUATE = 1, MODE_ONLINE = 2, MODE_GRADIENT = 3 };
+#include "codes.h"
+#include "numerics.h"
 
 typedef struct {
     int kind, in_maps, in_side, out_maps, out_side, k, pairs;
@@ -61,14 +59,6 @@ static long carve(const Net *net, real *work, Buffers *b) {
 }
 
 long network_workspace(const Net *net) { return carve(net, NULL, NULL); }
-
-static void activate(const Net *net, const real *restrict a, real *restrict f, real *restrict d, int n) {
-    for (int i = 0; i < n; i++) {
-        real t = tanh_(net->squash_s * a[i]);
-        f[i] = net->squash_a * t;
-        d[i] = net->squash_a * net->squash_s * (1 - t * t);
-    }
-}
 
 /* Kernel tap t of input map m, as rows of units: X[m][t] */
 static real *patch(const Layer *L, real *X, int m, int t) {
@@ -138,7 +128,7 @@ static const real *forward(const Net *net, real *const *p, const real *x, Buffer
         if (L->kind == CONV) conv_forward(L, in, p[2 * l], p[2 * l + 1], &b[l]);
         else if (L->kind == POOL) pool_forward(L, in, p[2 * l], p[2 * l + 1], &b[l]);
         else full_forward(L, in, p[2 * l], p[2 * l + 1], &b[l]);
-        activate(net, b[l].a, b[l].f, b[l].d, outputs(L));
+        squash(net->squash_a, net->squash_s, b[l].a, b[l].f, b[l].d, outputs(L));
         in = b[l].f;
     }
     for (int k = 0; k < 10; k++) {
@@ -147,12 +137,6 @@ static const real *forward(const Net *net, real *const *p, const real *x, Buffer
         y[k] = dot(u, u, net->units);
     }
     return in;
-}
-
-/* The online update w -= eps * g (dst = the parameters), or with no eps the gradient added to dst. */
-static inline void apply(real *dst, const real *e, long i, real g) {
-    if (e) dst[i] -= e[i] * g;
-    else dst[i] += g;
 }
 
 /* Each layer gets da = dE/da in b->g (from dE/df there) and passes dE/df of its input to g_in
@@ -322,8 +306,7 @@ static void full_curvature(const Layer *L, const real *in, const real *w, real *
 }
 
 /* Sums h_kk over n patterns into h (the caller divides by n). exact = 0: d2E/df^2 = 2 at the last
-   layer's outputs (Appendix C, for eq. 8); exact = 1: the diagonal of the loss's own Hessian there
-   (lenet5_curvature's formula for eq. 9). */
+   layer's outputs (Appendix C, for eq. 8); exact = 1: the diagonal of eq. 9's own Hessian there. */
 int network_curvature(const Net *net, real **p, const real *xs, const int64_t *labels, int n, int exact, real **h,
                       real *work) {
     Buffers b[net->layers];
@@ -336,19 +319,8 @@ int network_curvature(const Net *net, real **p, const real *xs, const int64_t *l
         real *d2 = b[top].g;
         if (!exact || net->loss_ml)
             for (int q = 0; q < units; q++) d2[q] = 2;
-        else {  /* eq. 9: 2 - 2 sum_i p_i + 4 (sum_i p_i u_i^2 - (sum_i p_i u_i)^2), u_i = f - w_i */
-            real prob[10], total_p = 0;
-            penalty_softmax(1, net->j, y, prob);
-            for (int k = 0; k < 10; k++) total_p += prob[k];
-            for (int q = 0; q < units; q++) {
-                real m1 = 0, m2 = 0;
-                for (int k = 0; k < 10; k++) {
-                    real u = f[q] - net->prototypes[k * units + q];
-                    m1 += prob[k] * u, m2 += prob[k] * (u * u);
-                }
-                d2[q] = (2 - 2 * total_p) + 4 * (m2 - m1 * m1);
-            }
-        }
+        else
+            exact_boundary(1, net->j, y, f, net->prototypes, units, d2);
         for (int l = top; l >= 0; l--) {
             const Layer *L = &net->layer[l];
             int m = outputs(L);
