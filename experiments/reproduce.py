@@ -119,11 +119,27 @@ def summary(experiment, metrics, eps, wall):
     lines += ["", f"First-pass step sizes per layer ({last.variant.iloc[0]}, mean over seeds):", "",
               "| layer | eps min | eps median | eps max |", "|---|---|---|---|"]
     lines += [f"| {layer} | {r['min']:.1e} | {r['median']:.1e} | {r['max']:.1e} |" for layer, r in per_layer.iterrows()]
+    lines += below_mu_table(eps, last.variant.iloc[0])
     total = metrics[["seconds", "eval_seconds"]].sum().sum()
     lines += ["", f"Training and evaluation time summed over the {len(last)} runs: {total / 60:.1f} min "
               f"(run side by side, one process per core; this invocation took {wall / 60:.1f} min of wall time, "
               "runs finished by an earlier invocation are read, not retrained).", ""]
     return "\n".join(lines)
+
+
+def below_mu_table(eps, variant):
+    """The curvature diagnostic at the first and the last pass: per layer, the share of parameters whose
+    h_kk was below mu, so that their step eta / (mu + h) is set by mu (PAPER_NOTES, "SDLM in practice").
+    Runs made before the diagnostic existed have no h_below_mu column: no table."""
+    if "h_below_mu" not in eps.columns or eps.h_below_mu.isna().all():
+        return []
+    e = eps[eps.variant == variant]
+    first, last = e["pass"].min(), e["pass"].max()
+    share = lambda p: e[e["pass"] == p].groupby("layer", sort=False).h_below_mu.mean()
+    rows = pd.DataFrame({"first": share(first), "last": share(last)})
+    return ["", f"Share of parameters with h_kk below mu ({variant}, mean over seeds), when the step sizes of the first "
+            f"and the last pass were set:", "", f"| layer | pass {first} | pass {last} |", "|---|---|---|"] + \
+        [f"| {layer} | {r['first']:.0%} | {r['last']:.0%} |" for layer, r in rows.iterrows()]
 
 
 def headline(metrics):

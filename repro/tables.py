@@ -3,9 +3,9 @@ the variants' counts and the prototypes' distances. `make tables` writes them to
 a test checks the committed files equal what this module renders."""
 import torch
 
-from . import paper
+from . import networks, paper
 from .config import VARIANTS, get_config
-from .model import LeNet5, Network
+from .model import LeNet5, Network, build
 from .config import Config
 from .layers import param_count
 from .prototypes import prototypes
@@ -20,7 +20,7 @@ def layer_rows(model):
     rows = []
     for name, _, a in record:
         layer = getattr(model, name)
-        if isinstance(model, Network) and name == "output":
+        if isinstance(model, Network) and name == "output" and networks.get(model.config.network).output == "place":
             continue  # the place-code comparison is the loss's, not a layer of the 1990-1995 networks (A25)
         units_per_map = a[0, 0].numel() if a.dim() == 4 else 1
         bias = 1 if hasattr(layer, "bias") else 0
@@ -72,9 +72,9 @@ def c3_connections_md():
 def variants_md():
     rows = []
     for name, overrides in VARIANTS.items():
-        per_layer = {r["layer"]: r for r in layer_rows(LeNet5(get_config(name)))}
+        per_layer = {r["layer"]: r for r in layer_rows(build(get_config(name)))}
         rows.append(dict(variant=name, changes=", ".join(f"{k}={v}" for k, v in overrides.items()) or "-",
-                         c3_params=per_layer["C3"]["params"], output_params=per_layer["OUTPUT"]["params"],
+                         c3_params=per_layer["C3"]["params"], output_params=per_layer.get("OUTPUT", {"params": 0})["params"],
                          params=sum(r["params"] for r in per_layer.values()),
                          connections=sum(r["connections"] for r in per_layer.values())))
     return "# Variants: trainable parameters and connections\n\n" + \
