@@ -122,9 +122,11 @@ class Config:
             raise ValueError("the linear output trains with loss='ce' and the RBF output with 'map' or 'ml'")
         for name in ("mu", "lr") + tuple(f"eta[{i}]" for i in range(len(self.eta))):
             value = self.eta[int(name[4:-1])] if name.startswith("eta[") else getattr(self, name)
-            if not 0 < float(numpy.float32(value)) < math.inf:  # the steps are computed in float32
-                raise ValueError(f"config.{name}={value!r} is {float(numpy.float32(value))} in float32, the precision "
-                                 "of the step sizes eps = eta / (mu + h): choose a value float32 can hold")
+            with numpy.errstate(over="ignore"):  # an overflow is what is reported here
+                single = float(numpy.float32(value))
+            if not 0 < single < math.inf:  # the steps are computed in float32
+                raise ValueError(f"config.{name}={value!r} is {single} in float32, the precision of the step sizes "
+                                 "eps = eta / (mu + h): choose a value float32 can hold")
         if self.network != networks.LENET5:
             self._check_other_network()
 

@@ -283,6 +283,11 @@ def setup(config, seed, run_dir, data, device, compile, require_portable):
     prepare = functools.partial(prepare_inputs, config=config, train_images=data["train_x"])
     prepared = dict(train_x=prepare(originals).to(device), train_y=data["train_y"][:config.train_size].to(device),
                     test_x=prepare(data["test_x"]).to(device), test_y=data["test_y"].to(device))
+    for split in ("train", "test"):  # one clear message before any step meets the pixel mid-pass
+        bad = ~torch.isfinite(prepared[f"{split}_x"]).flatten(1).all(dim=1)
+        if bad.any():
+            raise ValueError(f"{int(bad.sum())} {split}ing images hold NaN or infinite pixels (the first: {split}ing "
+                             f"image #{int(bad.nonzero()[0])}); the data given to train() must be finite")
     pool_x, pool_y = prepared["train_x"], prepared["train_y"]
     if config.distortions == "paper":  # the originals and their 540,000 distorted copies, drawn once per seed
         copies = distorted_pool(originals, paper.DISTORTED_COPIES, torch.Generator().manual_seed(seed + DISTORT),

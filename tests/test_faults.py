@@ -25,9 +25,8 @@ TINY = dict(train_size=300, passes=1, hessian_samples=50)
 
 
 @pytest.fixture(scope="module")
-def tiny_data():
-    d = mnist.load_mnist()
-    return dict(train_x=d["train_x"][:300], train_y=d["train_y"][:300], test_x=d["test_x"][:200], test_y=d["test_y"][:200])
+def tiny_data(mnist_subset):
+    return mnist_subset(300, 200)
 
 
 @pytest.fixture(scope="module")

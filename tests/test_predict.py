@@ -48,10 +48,10 @@ def test_images():
     return images[:100], labels[:100]
 
 
-def test_pretrained_is_the_committed_run(net, test_images):
+def test_pretrained_is_the_committed_run(net, mnist):
     literal = pretrained("paper-literal", seed=1)  # its committed test error: 33.64% (results/reproduce)
     assert literal.config.init_fan_power == 1.0 and not literal.training
-    full = data.load_mnist()
+    full = mnist
     assert (literal.predict(full["test_x"]) != full["test_y"]).sum().item() == 3364
     assert (net.predict(full["test_x"]) != full["test_y"]).sum().item() == 96
 

@@ -12,6 +12,7 @@ from repro.config import get_config
 from repro.files import atomic_save
 from repro.provenance import library_sha256
 from repro.train import HESSIAN, ORDER, TrainingDiverged, exact_moments, pass_patterns, prepare_inputs, train
+from repro import train as train_module
 from repro.train import setup as setup_run  # not `setup`: older pytest calls a module's setup() as a hook
 
 SMALL = dict(train_size=600, passes=2, hessian_samples=100)
@@ -79,22 +80,45 @@ def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, small_data, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_nan_stops_with_pass_and_sample(tmp_path, small_data):
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_nan_pixels_stop_before_training(tmp_path, small_data, split):
+    bad = dict(small_data, **{f"{split}_x": small_data[f"{split}_x"].clone()})
+    bad[f"{split}_x"][[7, 123]] = float("nan")
+    with pytest.raises(ValueError, match=rf"2 {split}ing images hold NaN .*#7\)"):
+        train(get_config(**SMALL), 0, tmp_path, bad, progress=None)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_a_loss_that_turns_nan_stops_with_pass_and_sample(tmp_path, small_data, monkeypatch):
     # a pattern outside the 100 that estimate the curvature, so the pass starts and meets it mid-way
     in_hessian = torch.randperm(600, generator=torch.Generator().manual_seed(0 + HESSIAN))[:100]
     k = next(i for i in range(300, 600) if i not in in_hessian)
     sample = (torch.randperm(600, generator=torch.Generator().manual_seed(0 + ORDER)) == k).nonzero().item() + 1
-    bad = dict(small_data, train_x=small_data["train_x"].clone())
-    bad["train_x"][k] = float("nan")
+    marked = small_data["train_x"][k].clone()
+    real = train_module.make_step
+
+    def diverging_step(*args, **kwargs):  # the real step, whose loss turns NaN at pattern k (a diverged network)
+        step, seconds = real(*args, **kwargs)
+
+        class Diverging:
+            def __getattr__(self, name):
+                return getattr(step, name)
+
+            def __call__(self, params, eps, xs, ys):
+                losses, out = step(params, eps, xs, ys)
+                hit = (xs == marked).flatten(1).all(1)
+                return torch.where(hit, torch.tensor(float("nan")), losses), out
+        return Diverging(), seconds
+    monkeypatch.setattr(train_module, "make_step", diverging_step)
     with pytest.raises(TrainingDiverged, match=rf"pass 1 at sample {sample} \(training pattern #{k}\)"):
-        train(get_config(**SMALL), 0, tmp_path, bad, progress=None)
+        train(get_config(**SMALL), 0, tmp_path, small_data, progress=None)
 
 
-def test_nan_curvature_stops_before_the_pass(tmp_path, small_data):
-    bad = dict(small_data, train_x=small_data["train_x"].clone())
-    bad["train_x"][:] = float("nan")
+def test_non_finite_step_sizes_stop_before_the_pass(tmp_path, small_data, monkeypatch):
+    monkeypatch.setattr(train_module, "curvature_for_pass", lambda run: {
+        k: torch.full_like(v, float("nan") if k.startswith("c1") else 1.0) for k, v in run.params.items()})
     with pytest.raises(TrainingDiverged, match=r"step sizes are not finite before pass 1 .*c1"):
-        train(get_config(**SMALL), 0, tmp_path, bad, progress=None)
+        train(get_config(**SMALL), 0, tmp_path, small_data, progress=None)
 
 
 def test_unavailable_cuda_is_a_clear_error(tmp_path, small_data):
