@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from repro import paper
-from repro.config import get_config
+from repro.config import Config, get_config
 from blocks import write
 from runner import add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, output_dirs, quick_overrides, run_all, validated
 from stats import ALPHA, holm, paired
@@ -134,7 +134,11 @@ def kept(dest, config, seed):
     except (OSError, ValueError):
         return False
     trains = replace(config, train_size=VALIDATION_TRAIN)  # as runner.run_one records a validation run
-    return stored == dict(trains.to_dict(), seed=seed) and passes == config.passes
+    try:  # a field added to Config since the run counts as its default, as when a checkpoint resumes
+        same = Config(**{**Config().to_dict(), **{k: v for k, v in stored.items() if k != "seed"}}) == trains
+    except (TypeError, ValueError):
+        return False
+    return same and stored.get("seed") == seed and passes == config.passes
 
 
 def keep(run_dir, dest):

@@ -1,4 +1,6 @@
 """experiments/recipe_study.py: the pre-registered rule on made-up validation errors, and its settings."""
+import json
+
 import pytest
 
 import recipe_study as study
@@ -50,3 +52,16 @@ def test_only_common_seeds_are_paired():
     val = errors(lambda o: 0.0)
     del val[next(iter(val))][9]
     assert study.decide(val)["seeds"] == list(range(9))
+
+
+def test_a_kept_run_counts_only_for_its_own_config_and_seed(tmp_path):
+    config = get_config("paper", mu=0.05)
+    stored = dict(get_config("paper", mu=0.05, train_size=study.VALIDATION_TRAIN).to_dict(), seed=3)
+    del stored["distortion_ranges"]  # a run made before a field existed: the field's default
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    (tmp_path / "metrics.csv").write_text("pass\n" + "\n".join(str(p) for p in range(1, 21)) + "\n")
+    assert study.kept(tmp_path, config, 3)
+    assert not study.kept(tmp_path, config, 4)
+    assert not study.kept(tmp_path, get_config("paper", mu=0.1), 3)
+    (tmp_path / "metrics.csv").write_text("pass\n1\n")  # stopped after pass 1
+    assert not study.kept(tmp_path, config, 3)
