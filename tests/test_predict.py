@@ -120,3 +120,11 @@ def test_bad_files_are_clear(tmp_path, capsys):
     assert main([str(tmp_path / "blank.png"), str(tmp_path / "text.png")]) == 1
     err = capsys.readouterr().err
     assert "blank.png: cannot read a digit (no digit: the image is blank)" in err and "text.png: cannot read" in err
+
+
+def test_torch_hub_loads_the_published_network_from_a_checkout(mnist):
+    from pathlib import Path
+    net = torch.hub.load(str(Path(__file__).resolve().parents[1]), "lenet5", source="local", variant="paper", seed=0)
+    same = pretrained("paper", seed=0)
+    assert net.config == same.config and not net.training
+    assert torch.equal(net.predict(mnist["test_x"][:500]), same.predict(mnist["test_x"][:500]))
