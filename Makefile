@@ -17,7 +17,7 @@ SCRATCH_ARG = $(if $(strip $(SCRATCH)),--scratch)
 TORCH_INDEX ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data test readme tables reproduce bench search ablations distortions training-size figures eps-range compare svm-search compare-findings recipe-study head-study
+.PHONY: help venv data test readme tables reproduce bench mu-study ablations distortions training-size figures eps-range compare svm-search compare-findings recipe-study head-study
 
 help:  ## this list
 	@$(PYTHON) experiments/make_help.py
@@ -56,8 +56,8 @@ BENCH_SECONDS ?= 30
 bench: data  ## samples/s of the native step against plain eager PyTorch [results/bench]
 	BENCH_SECONDS=$(BENCH_SECONDS) $(BIN)/python experiments/bench.py $(SCRATCH_ARG)
 
-search: data  ## the mu study (pre-registered in PAPER_NOTES) [results/search]
-	$(BIN)/python experiments/search.py $(SCRATCH_ARG)
+mu-study: data  ## the mu study (pre-registered in PAPER_NOTES) [results/mu_study]
+	$(BIN)/python experiments/mu_study.py $(SCRATCH_ARG)
 
 recipe-study: data  ## mu, distortion ranges, initialisation on validation (pre-registered; 120 runs) [results/recipe_study]
 	$(BIN)/python experiments/recipe_study.py $(SCRATCH_ARG)

@@ -74,7 +74,7 @@ def single(kind, seconds):
     if kind == "native-fast":
         os.environ["REPRO_NATIVE_FAST"] = "1"
     config, _, params, eps, x, y, _ = setup()
-    step, compile_seconds = make_step(config, compile=kind != "eager", native=kind.startswith("native"))
+    step, compile_seconds = make_step(config, fast=kind != "eager", native=kind.startswith("native"))
     assert step.kind == kind, f"asked for the {kind} step, got {step.kind}"
     return throughput(step, params, eps, x, y, seconds), compile_seconds
 
@@ -88,7 +88,7 @@ def adam_throughput(native, seconds):
     d = mnist.load_mnist()
     x, y = d["train_x"][:20_000], d["train_y"][:20_000]
     params = {k: p.detach().requires_grad_(True) for k, p in LeNet5(config).named_parameters()}
-    step, _ = make_step(config, compile=native, native=native)
+    step, _ = make_step(config, fast=native, native=native)
     assert step.kind == ("native" if native else "eager"), f"asked for native={native}, got the {step.kind} step"
     adam, b = Adam(step, params, config.lr), config.batch_size
     adam(x[:b], y[:b])  # warm-up
@@ -111,7 +111,7 @@ def network_throughput(name, seconds):
     rates = []
     for native in (True, False):
         params = {k: p.detach().requires_grad_(True) for k, p in build(config).named_parameters()}
-        step, _ = make_step(config, compile=native)
+        step, _ = make_step(config, fast=native)
         eps = step_sizes(step.curvature({k: p.detach() for k, p in params.items()}, x[:500], y[:500]), config.eta[0],
                          config.mu)
         rates.append(throughput(step, params, eps, x, y, seconds))
@@ -125,7 +125,7 @@ def _worker(args):
 def render(results_dir):
     """RESULTS.md's bench block, from bench.json only."""
     r = json.loads((Path(results_dir) / "bench.json").read_text())
-    seconds, online, fast, eager = (r[k] for k in ("seconds_per_measurement", "online_samples_per_s",
+    seconds, online, cpu_specific, eager = (r[k] for k in ("seconds_per_measurement", "online_samples_per_s",
                                                    "fast_native_samples_per_s", "eager_samples_per_s"))
     networks = "".join(f"| {n} (`make compare`), native and eager ({seconds / 3:g} s each) | {v['native_samples_per_s']:,.0f} "
                        f"and {v['eager_samples_per_s']:,.0f} samples/s "
@@ -137,8 +137,8 @@ torch {r['torch']}, one thread per process; compilation and warm-up excluded:
 | what | throughput |
 |---|---|
 | faithful online step, native (as `make reproduce` runs it: the same bits on every x86-64 CPU) | {online:,.0f} samples/s |
-| the same step, CPU-specific native build (`REPRO_NATIVE_FAST=1`, exploration only) | {fast:,.0f} samples/s |
-| cost of portable numbers (portable over CPU-specific) | {online / fast:.0%} of the speed |
+| the same step, CPU-specific native build (`REPRO_NATIVE_FAST=1`, exploration only) | {cpu_specific:,.0f} samples/s |
+| cost of portable numbers (portable over CPU-specific) | {online / cpu_specific:.0%} of the speed |
 | the same step, torch.compile (the CUDA path; CPUs without a C compiler) | {r['torch_compile_samples_per_s']:,.0f} samples/s |
 | the same step, plain eager PyTorch | {eager:,.0f} samples/s |
 | speed-up, native over eager | {online / eager:.2f}x |
@@ -170,9 +170,9 @@ def main():
     online, compile_seconds = single("native", args.seconds)
     print(f"native online step:   {online:,.0f} samples/s (build {compile_seconds:.1f} s)", flush=True)
     with mp.get_context("spawn").Pool(1) as pool:
-        fast = pool.apply(_worker, (("native-fast", args.seconds),))
-    print(f"native, CPU-specific:  {fast:,.0f} samples/s (REPRO_NATIVE_FAST=1; portable build at "
-          f"{online / fast:.0%} of it)", flush=True)
+        cpu_specific = pool.apply(_worker, (("native-fast", args.seconds),))
+    print(f"native, CPU-specific:  {cpu_specific:,.0f} samples/s (REPRO_NATIVE_FAST=1; portable build at "
+          f"{online / cpu_specific:.0%} of it)", flush=True)
     compiled, torch_compile_seconds = single("compiled", args.seconds)
     print(f"torch.compile step:   {compiled:,.0f} samples/s (compile {torch_compile_seconds:.1f} s)", flush=True)
     eager, _ = single("eager", args.seconds)
@@ -209,7 +209,7 @@ def main():
         cuda = throughput(step, params, eps, x, y, args.seconds)
         print(f"CUDA online step ({torch.cuda.get_device_name()}): {cuda:,.0f} samples/s", flush=True)
 
-    result = dict(online_samples_per_s=online, fast_native_samples_per_s=fast, eager_samples_per_s=eager,
+    result = dict(online_samples_per_s=online, fast_native_samples_per_s=cpu_specific, eager_samples_per_s=eager,
                   speedup=online / eager,
                   compile_seconds=compile_seconds, torch_compile_samples_per_s=compiled,
                   torch_compile_seconds=torch_compile_seconds, parallel_processes=cores,

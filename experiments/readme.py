@@ -18,9 +18,9 @@ import compare_findings
 import eps_range
 import figures
 import head_study
+import mu_study
 import recipe_study
 import reproduce
-import search
 import svm_search
 from blocks import ROOT, is_current, write
 from runner import confirm_outputs
@@ -30,7 +30,7 @@ RENDERERS = {"reproduce": (reproduce.render, "make reproduce"),
              "distortions": (reproduce.render, "make distortions"),
              "training_size": (reproduce.render, "make training-size"),
              "ablations": (ablations.render, "make ablations"),
-             "search": (search.render, "make search"),
+             "mu_study": (mu_study.render, "make mu-study"),
              "eps_range": (eps_range.render, "make eps-range"),
              "recipe_study": (recipe_study.render, "make recipe-study"),
              "head_study": (head_study.render, "make head-study"),

@@ -10,8 +10,9 @@
   runs/                each run's config.json and meta.json (seed, versions, git commit, device) and
                        its final weights (model.pt, a state_dict), which `make figures` reads
 
-reproduce      Sec. III-B: the faithful recipe (`paper`), the same with the text's mu = 0.02
-               (`paper-mu0.02`), seeds 0-9, and the word-for-word `paper-literal`, seeds 0-4
+reproduce      Sec. III-B: the faithful recipe (`paper`), seeds 0-9; the text's mu = 0.02
+               (`paper-mu0.02`: the same config as `paper` while the recipe keeps 0.02, so not
+               trained twice); and the word-for-word `paper-literal`, seeds 0-4
 distortions    Sec. III-C: the recipe on 60,000 originals + 540,000 distortions (`distortions`), and
                with distortions drawn anew every pass (`distortions-fresh`); seeds 0-4
 training_size  Fig. 6: the recipe on the first 15,000 and 30,000 training images; seeds 0-2 (the
@@ -158,7 +159,7 @@ def headline(metrics):
         text.append(f"With the text's mu = {paper.MU}: {spread(errors('paper-mu0.02'))}.")
     else:
         text.append(f"The recipe uses the text's mu = {paper.MU} (the pre-registered mu study kept it: "
-                    "`results/search/table.md`).")
+                    "`results/mu_study/table.md`).")
     literal = errors("paper-literal")
     if literal:
         text.append(f"`paper-literal`, the text word for word, trains in {sum(e < TRAINS_BELOW for e in literal)} of "

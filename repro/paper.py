@@ -1,7 +1,7 @@
 """Numbers printed in LeCun, Bottou, Bengio & Haffner (1998), in one place.
 
 Tables, tests and the training recipe all read them from here, so a figure is typed once.
-Section numbers refer to the paper; `../shared/paper_facts.md` was checked against its text.
+Section numbers refer to the paper; every number here was checked against its text.
 """
 
 # Sec. II-B: LeNet-5, layer by layer: (feature maps, map side, trainable parameters, connections).
@@ -72,7 +72,7 @@ BOOSTED_NETS_RUN = 1.75
 
 # Fig. 9: test error (fraction) of every classifier compared in Sec. III-C, by our row names; the
 # input version each used (Sec. III-A, repro/versions.py) is in repro/classical/'s METHODS and,
-# for the networks, in their configs. ../shared/paper_facts_comparison.md lists them with the text.
+# for the networks, in their configs; the paper's Sec. III-C describes each with its input.
 FIG9_ERROR = {
     "linear": 0.120, "linear-deslant": 0.084, "pairwise": 0.076,
     "knn": 0.050, "knn-deslant": 0.024, "pca-quadratic": 0.033, "rbf-network": 0.036,

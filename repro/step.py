@@ -30,12 +30,12 @@ from torch.func import functional_call, grad_and_value
 from .config import Config
 from .loss import make_loss
 from .model import build, check_input
-from .native import NativeStep, NativeUnavailable, NetworkStep, adam_update
-from .native import fast as native_fast
+from .native import LeNet5Step, NativeUnavailable, NetworkStep, adam_update
+from .native import cpu_specific
 from .sdlm import hessian_diagonal
 
 BLOCK = 8  # patterns per compiled call: 4 gives 4,200/s, 8 gives 5,100/s, 16 no more (make bench, 1 core)
-_COMPILED = {}
+_FAST_STEPS = {}  # the fast steps (native or compiled) built in this process, by network, device and build
 _NETWORK_FIELDS = ("network", "activation", "subsampling", "subsampling_input", "c3", "output", "loss", "j")
 
 
@@ -103,25 +103,25 @@ class TorchStep:
         return hessian_diagonal(self.template, x, labels, self.loss_fn, boundary)
 
 
-def make_step(config: Config, device="cpu", compile=True, native=True):
+def make_step(config: Config, device="cpu", fast=True, native=True):
     """(step, seconds spent building or compiling now: 0 when eager or cached). `step.kind` says which
     implementation it is: "native" (repro/native/, the CPU default; "native-fast" for the opt-in
     CPU-specific build), "compiled" (torch.compile: CUDA, or a CPU without a C compiler) or
     "eager". Steps take blocks of any size; the compiled one is compiled for BLOCK patterns (and
-    once more for a shorter last block). `native=False` skips the native step (to test the
-    torch.compile one on a CPU)."""
+    once more for a shorter last block). `fast=False` gives the eager step; `native=False` skips the
+    native step (to test the torch.compile one on a CPU)."""
     template = build(config).to(device)
     loss_fn = make_loss(config)
-    if not compile:
+    if not fast:
         return TorchStep(eager_step(template, loss_fn), "eager", template, loss_fn), 0.0
-    key = (tuple(getattr(config, f) for f in _NETWORK_FIELDS), str(device), native, native_fast())
-    if key in _COMPILED:
-        return _COMPILED[key], 0.0
+    key = (tuple(getattr(config, f) for f in _NETWORK_FIELDS), str(device), native, cpu_specific())
+    if key in _FAST_STEPS:
+        return _FAST_STEPS[key], 0.0
     if native and torch.device(device).type == "cpu":
         t0 = time.perf_counter()
         try:
-            _COMPILED[key] = NativeStep(template) if config.network == "lenet5" else NetworkStep(template)
-            return _COMPILED[key], time.perf_counter() - t0
+            _FAST_STEPS[key] = LeNet5Step(template) if config.network == "lenet5" else NetworkStep(template)
+            return _FAST_STEPS[key], time.perf_counter() - t0
         except NativeUnavailable as e:
             warnings.warn(f"the native CPU step is unavailable ({e}); using torch.compile instead", RuntimeWarning)
     options = {"cpp_wrapper": True} if torch.device(device).type == "cpu" else {}
@@ -138,7 +138,7 @@ def make_step(config: Config, device="cpu", compile=True, native=True):
         step = TorchStep(eager_step(template, loss_fn), "eager", template, loss_fn)
     else:
         step = TorchStep(compiled, "compiled", template, loss_fn)
-    _COMPILED[key] = step
+    _FAST_STEPS[key] = step
     return step, time.perf_counter() - t0
 
 
@@ -153,7 +153,7 @@ class Adam:
 
     def __init__(self, step, params, lr):
         self.step, self.params, self.lr = step, params, lr
-        self.native = isinstance(step, NativeStep)
+        self.native = isinstance(step, (LeNet5Step, NetworkStep))
         if self.native:
             self.state = dict(m={k: torch.zeros_like(p) for k, p in params.items()},
                               v={k: torch.zeros_like(p) for k, p in params.items()},

@@ -203,11 +203,11 @@ class Run:
         return self.dir / "checkpoint.pt"
 
 
-def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress="bar", label=None, compile=True,
+def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress="bar", label=None, fast=True,
           eval_train="every", require_portable=False, may_fail=False):
     """Train (or resume) one run in `run_dir`; returns the list of per-pass metric rows.
 
-    `compile` selects the fast online step (repro.step.make_step: native on a CPU, torch.compile on
+    `fast` selects the fast online step (repro.step.make_step: native on a CPU, torch.compile on
     CUDA) over the eager one: the same mathematics, many times faster; it does not change the
     config. `require_portable` refuses to train unless the step gives the same bits on every x86-64
     CPU (the targets that write results/ set it). `eval_train="last"` measures the error on the
@@ -221,7 +221,7 @@ def train(config: Config, seed: int, run_dir, data=None, device="cpu", progress=
         raise ValueError(f"eval_train={eval_train!r}: expected 'every' or 'last'")
     show = Progress(progress, label or f"[seed {seed}]")
     with run_lock(run_dir, show.line):
-        run = setup(config, seed, Path(run_dir), data, torch.device(device), compile, require_portable)
+        run = setup(config, seed, Path(run_dir), data, torch.device(device), fast, require_portable)
         check_failed(run, may_fail)
         started = time.perf_counter()
         for p in range(run.start, config.passes):
@@ -271,7 +271,7 @@ def read_checkpoint(run_dir, map_location=None):
                         map_location=map_location)
 
 
-def setup(config, seed, run_dir, data, device, compile, require_portable):
+def setup(config, seed, run_dir, data, device, fast, require_portable):
     """The run's data, network and step, resumed from its checkpoint where one exists."""
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
@@ -298,7 +298,7 @@ def setup(config, seed, run_dir, data, device, compile, require_portable):
 
     model = build(config, seed=seed).to(device)
     params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}  # the model's storage
-    step, compile_seconds = make_step(config, device, compile)
+    step, compile_seconds = make_step(config, device, fast)
     if require_portable and step.kind not in PORTABLE_STEPS:
         raise RuntimeError(f"this run must give the same numbers on every x86-64 CPU, but its step is "
                            f"{step.kind!r}, not the portable native one (unset REPRO_NATIVE_FAST; install gcc)")

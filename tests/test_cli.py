@@ -23,7 +23,7 @@ PROBES = [
     ("ablations", ["--variants", "paper"], {}, "--variants"),  # trained, then failed: nothing to compare
     ("eps_range", ["--passes", "1"], {}, "--train"),  # was ignored without --train
     ("eps_range", ["--workers", "2"], {}, "--train"),  # likewise
-    ("search", ["--seeds", "0"], {}, "at least 2 seeds"),  # trained, then failed on one seed's spread
+    ("mu_study", ["--seeds", "0"], {}, "at least 2 seeds"),  # trained, then failed on one seed's spread
     ("recipe_study", ["--seeds", "0"], {}, "at least 2 seeds"),  # a decision without a test
     ("compare", ["--methods", "knn", "knn"], {}, "--methods"),  # one job twice, into one directory
     ("readme", ["nosuch"], {}, "unknown experiment 'nosuch'"),  # was a KeyError

@@ -105,6 +105,6 @@ def test_json_round_trip(name):
 
 
 def test_the_recipes_mu_is_the_mu_studys_choice():
-    """The recipe's mu is what the pre-registered study (make search) chose on the validation split."""
-    decision = json.loads((Path(__file__).resolve().parents[1] / "results" / "search" / "decision.json").read_text())
+    """The recipe's mu is what the pre-registered study (make mu-study) chose on the validation split."""
+    decision = json.loads((Path(__file__).resolve().parents[1] / "results" / "mu_study" / "decision.json").read_text())
     assert get_config("paper").mu == decision["chosen_mu"]

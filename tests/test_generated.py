@@ -4,7 +4,7 @@ must give the committed summary.md / table.md / stats.csv and the blocks of RESU
 README.md, character for character; and every block of the two pages is one that some render() makes.
 
 Results written before the regenerable format lack a file that render() reads (invocation.json, or
-search's decision.json and test.csv); their texts cannot be checked, and the test is skipped with a
+mu_study's decision.json and test.csv); their texts cannot be checked, and the test is skipped with a
 reason naming that file, until the experiment's make target writes them anew."""
 import re
 from pathlib import Path

@@ -36,7 +36,7 @@ def fingerprint(variant, arch, x, y):
     config = get_config(variant)
     model = LeNet5(config, seed=0)
     params = {k: p.detach() for k, p in model.named_parameters()}
-    step = native.NativeStep(model, arch=arch)
+    step = native.LeNet5Step(model, arch=arch)
     h = step.curvature(params, x[:100], y[:100], "exact" if config.output == "rbf" else "paper")
     eps = step_sizes(h, config.eta[0], config.mu)
     losses, _ = step(params, eps, x, y)

@@ -104,7 +104,7 @@ def test_native_step_matches_pytorch(name):
     x = torch.randn(5, 1, model.field, model.field, generator=g, dtype=torch.float64)
     y = torch.randint(0, 10, (5,), generator=g)
     native, _ = make_step(config)
-    eager, _ = make_step(config, compile=False)
+    eager, _ = make_step(config, fast=False)
     assert native.kind == "native"
     eager.template.double()
     a = {k: p.detach().clone() for k, p in model.named_parameters()}

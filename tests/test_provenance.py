@@ -114,10 +114,10 @@ def test_a_full_run_from_dirty_code_exits_with_status_2(monkeypatch, capsys):
         raise DirtyTree(f"{target} refuses")
     monkeypatch.setattr("runner.require_clean_code", dirty)
     with pytest.raises(SystemExit) as stop:
-        confirm_outputs("make search", False, Path("results/search"), Path("runs/search"))
-    assert stop.value.code == 2 and "make search refuses" in capsys.readouterr().err
-    confirm_outputs("make search", True, Path("scratch/results/search"))  # a quick run goes ahead
-    assert "scratch/results/search" in capsys.readouterr().out
+        confirm_outputs("make mu-study", False, Path("results/mu_study"), Path("runs/mu_study"))
+    assert stop.value.code == 2 and "make mu-study refuses" in capsys.readouterr().err
+    confirm_outputs("make mu-study", True, Path("scratch/results/mu_study"))  # a quick run goes ahead
+    assert "scratch/results/mu_study" in capsys.readouterr().out
 
 
 def test_keep_provenance_replaces_what_an_earlier_run_left(tmp_path, mnist_subset):

@@ -18,7 +18,7 @@ from conftest import needs_native
 
 # The online step and the curvature pass read the network, its loss and its initial weights. These
 # variants change none of them, so a cross-check of theirs would compute the recipe's numbers again:
-# - paper-mu0.02: the text's mu, which the mu study kept: the recipe's config itself;
+# - paper-mu0.02: the text's mu, the same config as paper while the recipe keeps 0.02 (the mu study's choice);
 # - unit-input, standardized-input: repro.train.prepare_inputs scales the images before they reach the
 #   step, and the cross-checks give every variant the same images;
 # - sgd: the optimizer decides the step sizes that repro.train passes (one rate, no curvature pass); the
@@ -44,7 +44,7 @@ ATOL = 1e-9
 def run(config, kind, x, y, eps):
     model = LeNet5(config, seed=0).double()
     params = {k: p.detach().requires_grad_(True) for k, p in model.named_parameters()}
-    step, _ = step_module.make_step(config, compile=kind != "eager", native=kind == "native")
+    step, _ = step_module.make_step(config, fast=kind != "eager", native=kind == "native")
     assert step.kind == kind
     losses, _ = run_pass(lambda xs, ys: step(params, eps, xs, ys), x, y)  # BLOCK-pattern calls and a shorter last one
     return params, losses, step

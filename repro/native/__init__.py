@@ -82,7 +82,7 @@ class NativeUnavailable(RuntimeError):
     pass
 
 
-def fast():
+def cpu_specific():
     """Whether REPRO_NATIVE_FAST asks for the CPU-specific build."""
     return os.environ.get("REPRO_NATIVE_FAST", "") not in ("", "0")
 
@@ -103,8 +103,8 @@ def cache_dir():
 
 
 def build_flags(arch="default"):
-    """The compiler flags: the portable build for `arch` ("default": default_arch()), or the fast one."""
-    if fast():
+    """The compiler flags: the portable build for `arch` ("default": default_arch()), or the CPU-specific one."""
+    if cpu_specific():
         return list(FAST)
     arch = default_arch() if arch == "default" else arch
     return PORTABLE + ([f"-march={arch}", "-mtune=generic"] if arch else [])
@@ -115,7 +115,7 @@ def library(dtype, arch="default", source="lenet5"):
     machine has none."""
     if dtype not in TYPES:
         raise NativeUnavailable(f"the native code computes in float32 or float64, not {dtype}")
-    key = (dtype, arch, fast(), source)
+    key = (dtype, arch, cpu_specific(), source)
     if key in _LIBRARIES:
         return _LIBRARIES[key]
     if platform.system() != "Linux":
@@ -213,15 +213,16 @@ def _ptr(t):
     return ctypes.c_void_p(t.data_ptr()) if t is not None else None
 
 
-class NativeStep:
-    """step(params, eps, xs, labels) -> (losses, penalties), as repro.step's steps; and forward,
+class LeNet5Step:
+    """LeNet-5's native step (lenet5_step.c; NetworkStep serves the other networks):
+    step(params, eps, xs, labels) -> (losses, penalties), as repro.step's steps; and forward,
     evaluate, gradient and curvature on the same network. Parameters are updated in place through
     their storage; the number type is that of the tensors given (float32 for training, float64 for
     the tests). `arch` selects another instruction set for the build (tests)."""
 
     def __init__(self, template, arch="default"):
         self.config, self.arch = template.config, arch
-        self.kind = "native-fast" if fast() else "native"
+        self.kind = "native-fast" if cpu_specific() else "native"
         pairs = c3_pairs(template.c3.table)
         self.pair_out = torch.tensor([m for m, _ in pairs], dtype=torch.int32)
         self.pair_in = torch.tensor([i for _, i in pairs], dtype=torch.int32)
@@ -346,13 +347,14 @@ def describe(template):
     return out
 
 
-class NetworkStep(NativeStep):
-    """NativeStep's entry points for the networks of repro/networks.py (network_step.c): the same
-    signatures, the parameters passed as (weight, bias) per layer from input to output (`order`)."""
+class NetworkStep(LeNet5Step):
+    """The native step of the networks of repro/networks.py (network_step.c): LeNet5Step's entry
+    points (it reuses their code) and signatures, the parameters passed as (weight, bias) per layer
+    from input to output (`order`)."""
 
     def __init__(self, template, arch="default"):
         self.config, self.arch, self.field = template.config, arch, template.field
-        self.kind = "native-fast" if fast() else "native"
+        self.kind = "native-fast" if cpu_specific() else "native"
         self.name = type(template).__name__
         self.layers = describe(template)
         names = [n for n, _, _ in template.stages()[:-1]]
