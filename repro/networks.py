@@ -62,7 +62,9 @@ NETWORKS = {
     # the head study (PAPER_NOTES, "The head study"): each network's layers with the other's head
     "lenet5-place": Spec("LeNet-5's layers, C5's 120 units feeding 10 place-code units (LeNet-4's head)", "regular", 32, (
         ("c1", ("conv", 6, 5, None)), ("s2", ("pool", 6)), ("c3", ("conv", 16, 5, paper.C3_TABLE)), ("s4", ("pool", 16)),
-        ("c5", ("conv", 120, 5, None)), ("f6", ("full", 10)))),
+        # C5 as a full connection of S4's 16 x 5 x 5 units: the same function as its 5x5 convolution
+        # on a 5x5 input, which the generic native step computes several times slower
+        ("c5", ("full", 120)), ("f6", ("full", 10)))),
     "lenet4-rbf": Spec("LeNet-4's layers, then F6's 84 units and LeNet-5's RBF output (LeNet-5's head)", "regular", 32, (
         ("c1", ("conv", 4, 5, None)), ("s2", ("pool", 8)), ("c3", ("conv", 16, 5, LENET4_C3)), ("s4", ("pool", 16)),
         ("f5", ("full", 120)), ("f6", ("full", 84))), output="bitmaps"),
