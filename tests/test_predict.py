@@ -1,7 +1,5 @@
 """Using the published networks: pretrained() with its config, predict/scores with their checks, and
 `python -m repro.predict` on image files (MNIST digits written as PNG, digits drawn by PIL)."""
-import warnings
-
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -10,7 +8,8 @@ from repro import data, pretrained
 from repro.predict import main, normalise
 from repro.rejection import top_two_gap
 
-warnings.filterwarnings("ignore", message=".*predates checksummed weights")  # until the runs are regenerated
+# the committed weights predate their checksums until the runs are regenerated: repro.weights warns
+pytestmark = pytest.mark.filterwarnings("ignore:.*predates checksummed weights:RuntimeWarning")
 
 # Digits as a hand draws them: strokes 14 pixels wide on a 200x240 page (lines, ellipses, arcs in degrees)
 STROKES = {0: [("ellipse", (60, 30, 140, 210))], 1: [("line", [(100, 30), (100, 210)])],
