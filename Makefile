@@ -17,7 +17,7 @@ SCRATCH_ARG = $(if $(strip $(SCRATCH)),--scratch)
 TORCH_INDEX ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data test readme tables reproduce bench mu-study ablations distortions training-size figures eps-range compare svm-search compare-findings recipe-study head-study
+.PHONY: help venv data test readme tables reproduce bench mu-study ablations distortions training-size figures eps-range compare svm-search compare-findings recipe-study head-study rbf-search
 
 help:  ## this list
 	@$(PYTHON) experiments/make_help.py
@@ -78,6 +78,9 @@ compare: data  ## Sec. III-C, Figs. 9-12: the classical classifiers and the othe
 
 svm-search: data  ## C of the SVMs on validation (pre-registered) [results/svm_search]
 	$(BIN)/python experiments/svm_search.py $(SCRATCH_ARG)
+
+rbf-search: data  ## the RBF network's ridge on validation (pre-registered) [results/rbf_search]
+	$(BIN)/python experiments/rbf_search.py $(SCRATCH_ARG)
 
 compare-findings: data  ## what moves the comparison's rows that miss the paper (needs compare, svm-search) [results/compare_findings]
 	$(BIN)/python experiments/compare_findings.py $(SCRATCH_ARG)

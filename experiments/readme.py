@@ -19,6 +19,7 @@ import eps_range
 import figures
 import head_study
 import mu_study
+import rbf_search
 import recipe_study
 import reproduce
 import svm_search
@@ -36,6 +37,7 @@ RENDERERS = {"reproduce": (reproduce.render, "make reproduce"),
              "head_study": (head_study.render, "make head-study"),
              "compare": (compare.render, "make compare"),
              "svm_search": (svm_search.render, "make svm-search"),
+             "rbf_search": (rbf_search.render, "make rbf-search"),
              "compare_findings": (compare_findings.render, "make compare-findings"),
              "figures": (figures.render, "make figures"),
              "bench": (bench.render, "make bench")}
