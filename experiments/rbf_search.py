@@ -24,7 +24,7 @@ from blocks import write, write_invocation
 from compare import run_all, save_result
 from runner import add_scratch_arg, at_least_one, confirm_outputs, keep_provenance, output_dirs
 from repro import data as mnist
-from repro.classical.linear import RIDGE
+from repro.classical.linear import RIDGE  # the candidates are multiples of the linear classifiers' ridge
 from repro.classical.rbf import RBFNetwork
 
 FACTORS = (1.0, 0.1, 0.01, 0.001)  # today's ridge first

@@ -17,3 +17,11 @@ def test_the_lowest_mean_wins_and_ties_go_to_the_larger_ridge():
 def test_the_candidates_start_with_todays_ridge():
     from repro.classical.linear import RIDGE
     assert rbf_search.FACTORS[0] == 1.0 and rbf_search.label(1.0, 0) == f"ridge{RIDGE:g}-seed0"
+
+
+def test_the_row_uses_the_ridge_the_study_chose():
+    import json
+    from pathlib import Path
+    from repro.classical import rbf
+    decision = json.loads((Path(__file__).resolve().parents[1] / "results" / "rbf_search" / "decision.json").read_text())
+    assert rbf.RIDGE == decision["chosen_ridge"]
