@@ -34,8 +34,7 @@ import pandas as pd
 from repro import paper
 from repro.config import get_config
 from blocks import write
-from recipe_study import folder, keep, kept
-from runner import add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, output_dirs, quick_overrides, run_all, validated
+from runner import add_scratch_arg, at_least_one, check_seeds, confirm_outputs, output_dirs, quick_overrides, validated, validation_study
 from stats import ALPHA, holm, paired
 
 SEEDS = list(range(5))
@@ -141,17 +140,7 @@ def main():
         return {name: get_config("paper", **o, **quick) for name, o in settings().items()}
     config = validated(ap, configs)
     confirm_outputs("make head-study", scratch, out, runs)
-    kept_dir = out / "runs"
-    todo = [(name, s) for s in args.seeds for name in config if not kept(kept_dir / f"{folder(name)}_seed{s}", config[name], s)]
-    print(f"{len(config) * len(args.seeds) - len(todo)} runs already kept in {kept_dir}, {len(todo)} to train", flush=True)
-    run_dir = lambda name, s: runs / folder(name) / f"seed{s}"
-    jobs = {f"{name} seed {s}": (name, s) for name, s in todo}
-    run_all([job(label, config[name], s, run_dir(name, s), "validation", eval_train="last") for label, (name, s) in jobs.items()],
-            args.workers, on_finish=lambda label: keep(run_dir(*jobs[label]), kept_dir / f"{folder(jobs[label][0])}_seed{jobs[label][1]}"))
-    metrics = pd.concat([pd.read_csv(kept_dir / f"{folder(name)}_seed{s}" / "metrics.csv").assign(setting=name)
-                         for s in args.seeds for name in config])
-    metrics = metrics.rename(columns={"test_error": "val_error", "test_loss": "val_loss", "test_misses": "val_misses"})
-    metrics = metrics[["setting"] + [c for c in metrics.columns if c != "setting"]]
+    metrics, _ = validation_study(config, args.seeds, out / "runs", runs, args.workers)
     last = metrics.groupby(["setting", "seed"], sort=False).tail(1)
     decision = dict(rule="PAPER_NOTES.md, \"The head study\"", **decide(
         {name: dict(zip(g.seed, g.val_error)) for name, g in last.groupby("setting", sort=False)}))

@@ -27,17 +27,15 @@ runs of an earlier one (their meta.json names the commit that made each).
 import argparse
 import json
 import os
-import shutil
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from repro import paper
-from repro.config import Config, get_config
+from repro.config import get_config
 from blocks import write
-from runner import add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, output_dirs, quick_overrides, run_all, validated
+from runner import add_scratch_arg, at_least_one, check_seeds, confirm_outputs, output_dirs, quick_overrides, validated, validation_study
 from stats import ALPHA, holm, paired
 
 SEEDS = list(range(10))
@@ -45,16 +43,11 @@ MUS = (paper.MU, 0.05, 0.1)  # the text's first
 AUTHORS_INIT = dict(init_scale=1.0, init_fan_power=0.5, bias_init="zero", subsampling_init="authors")
 INITS = {"recipe": {}, "authors": AUTHORS_INIT}
 RANGES = ("a11", "small")  # repro/distortions.py RANGE_SETS
-VALIDATION_TRAIN = 50_000  # the images repro.data.validation_split trains on
 
 
 def setting(mu, init=None, ranges=None):
     """A setting's name: its regime, mu, and the level of the regime's other factor."""
     return f"plain mu={mu:g} init={init}" if ranges is None else f"distorted mu={mu:g} ranges={ranges}"
-
-
-def folder(name):
-    return name.replace(" ", "_")
 
 
 def settings():
@@ -126,30 +119,6 @@ def render(results_dir):
                               json.loads((results_dir / "decision.json").read_text()))}
 
 
-def kept(dest, config, seed):
-    """Whether `dest` holds a finished run of this config and seed (config.json, all passes in metrics.csv)."""
-    try:
-        stored = json.loads((dest / "config.json").read_text())
-        passes = len(pd.read_csv(dest / "metrics.csv"))
-    except (OSError, ValueError):
-        return False
-    trains = replace(config, train_size=VALIDATION_TRAIN)  # as runner.run_one records a validation run
-    try:  # a field added to Config since the run counts as its default, as when a checkpoint resumes
-        same = Config(**{**Config().to_dict(), **{k: v for k, v in stored.items() if k != "seed"}}) == trains
-    except (TypeError, ValueError):
-        return False
-    return same and stored.get("seed") == seed and passes == config.passes
-
-
-def keep(run_dir, dest):
-    """Copy a finished run's config, provenance and CSVs to `dest` (emptied first)."""
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    for f in os.listdir(run_dir):
-        if f.endswith((".json", ".csv")):
-            shutil.copy(run_dir / f, dest / f)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False)
@@ -167,19 +136,7 @@ def main():
         return {name: get_config("paper", **o, **quick) for name, o in settings().items()}
     config = validated(ap, configs)
     confirm_outputs("make recipe-study", scratch, out, runs)
-    kept_dir = out / "runs"
-    todo = [(name, s) for s in args.seeds for name in config  # seed by seed: a stopped study has whole pairs
-            if not kept(kept_dir / f"{folder(name)}_seed{s}", config[name], s)]
-    print(f"{len(config) * len(args.seeds) - len(todo)} runs already kept in {kept_dir}, {len(todo)} to train", flush=True)
-    run_dir = lambda name, s: runs / folder(name) / f"seed{s}"
-    jobs = {f"{name} seed {s}": (name, s) for name, s in todo}
-    run_all([job(label, config[name], s, run_dir(name, s), "validation", eval_train="last") for label, (name, s) in jobs.items()],
-            args.workers, on_finish=lambda label: keep(run_dir(*jobs[label]), kept_dir / f"{folder(jobs[label][0])}_seed{jobs[label][1]}"))
-    frames = {f: pd.concat([pd.read_csv(kept_dir / f"{folder(name)}_seed{s}" / f).assign(setting=name)
-                            for s in args.seeds for name in config]) for f in ("metrics.csv", "eps.csv")}
-    metrics = frames["metrics.csv"].rename(columns={"test_error": "val_error", "test_loss": "val_loss", "test_misses": "val_misses"})
-    metrics = metrics[["setting"] + [c for c in metrics.columns if c != "setting"]]
-    eps = frames["eps.csv"][["setting"] + [c for c in frames["eps.csv"].columns if c != "setting"]]
+    metrics, eps = validation_study(config, args.seeds, out / "runs", runs, args.workers)
     last = metrics.groupby(["setting", "seed"], sort=False).tail(1)
     decision = dict(rule="PAPER_NOTES.md, \"The recipe study\"", **decide(
         {name: dict(zip(g.seed, g.val_error)) for name, g in last.groupby("setting", sort=False)}))

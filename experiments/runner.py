@@ -3,6 +3,7 @@ nothing from more threads, and the processes do not compete for cores). Every ru
 directory with a checkpoint after each pass, so an interrupted invocation resumes and finished runs
 are read, not retrained."""
 import argparse
+import json
 import math
 import multiprocessing as mp
 import os
@@ -214,3 +215,59 @@ def validated(ap, build):
         return build()
     except ValueError as e:
         ap.error(str(e))
+
+
+# The studies' runs on the validation split, each kept in results/<study>/runs/ as it finishes (config,
+# provenance, CSVs), so that a study longer than one sitting resumes from the runs kept so far.
+
+VALIDATION_TRAIN = 50_000  # the images repro.data.validation_split trains on
+
+
+def folder(name):
+    return name.replace(" ", "_")
+
+
+def kept(dest, config, seed):
+    """Whether `dest` holds a finished validation run of this config and seed (config.json, all passes
+    in metrics.csv)."""
+    import pandas as pd
+    from repro.config import Config
+    try:
+        stored = json.loads((dest / "config.json").read_text())
+        passes = len(pd.read_csv(dest / "metrics.csv"))
+    except (OSError, ValueError):
+        return False
+    trains = replace(config, train_size=VALIDATION_TRAIN)  # as run_one records a validation run
+    try:  # a field added to Config since the run counts as its default, as when a checkpoint resumes
+        same = Config(**{**Config().to_dict(), **{k: v for k, v in stored.items() if k != "seed"}}) == trains
+    except (TypeError, ValueError):
+        return False
+    return same and stored.get("seed") == seed and passes == config.passes
+
+
+def keep(run_dir, dest):
+    """Copy a finished run's config, provenance and CSVs to `dest` (emptied first)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for f in os.listdir(run_dir):
+        if f.endswith((".json", ".csv")):
+            shutil.copy(run_dir / f, dest / f)
+
+
+def validation_study(configs, seeds, kept_dir, runs, workers):
+    """Train every {setting: config} x seed not yet kept in `kept_dir` (seed by seed, so that a stopped
+    study has whole pairs), keeping each as it ends; then (metrics, eps) of all of them, with a
+    `setting` column first and the held-out errors named val_*."""
+    import pandas as pd
+    path = lambda name, s: Path(kept_dir) / f"{folder(name)}_seed{s}"
+    todo = [(name, s) for s in seeds for name in configs if not kept(path(name, s), configs[name], s)]
+    print(f"{len(configs) * len(seeds) - len(todo)} runs already kept in {kept_dir}, {len(todo)} to train", flush=True)
+    run_dir = lambda name, s: Path(runs) / folder(name) / f"seed{s}"
+    labels = {f"{name} seed {s}": (name, s) for name, s in todo}
+    run_all([job(label, configs[name], s, run_dir(name, s), "validation", eval_train="last") for label, (name, s) in labels.items()],
+            workers, on_finish=lambda label: keep(run_dir(*labels[label]), path(*labels[label])))
+    first = lambda df: df[["setting"] + [c for c in df.columns if c != "setting"]]
+    frames = {f: first(pd.concat([pd.read_csv(path(name, s) / f).assign(setting=name) for s in seeds for name in configs]))
+              for f in ("metrics.csv", "eps.csv")}
+    metrics = frames["metrics.csv"].rename(columns={"test_error": "val_error", "test_loss": "val_loss", "test_misses": "val_misses"})
+    return metrics, frames["eps.csv"]

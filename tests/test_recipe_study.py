@@ -4,6 +4,7 @@ import json
 import pytest
 
 import recipe_study as study
+import runner
 from repro import get_config, paper
 
 
@@ -16,7 +17,7 @@ def errors(effect, seeds=range(10)):
 
 def test_settings_are_the_twelve_of_the_pre_registration():
     s = study.settings()
-    assert len(s) == 12 and len({study.folder(n) for n in s}) == 12
+    assert len(s) == 12 and len({runner.folder(n) for n in s}) == 12
     configs = [get_config("paper", **o) for o in s.values()]
     assert sum(c.distortions == "paper" for c in configs) == 6
     assert {c.mu for c in configs} == {paper.MU, 0.05, 0.1}
@@ -56,12 +57,12 @@ def test_only_common_seeds_are_paired():
 
 def test_a_kept_run_counts_only_for_its_own_config_and_seed(tmp_path):
     config = get_config("paper", mu=0.05)
-    stored = dict(get_config("paper", mu=0.05, train_size=study.VALIDATION_TRAIN).to_dict(), seed=3)
+    stored = dict(get_config("paper", mu=0.05, train_size=runner.VALIDATION_TRAIN).to_dict(), seed=3)
     del stored["distortion_ranges"]  # a run made before a field existed: the field's default
     (tmp_path / "config.json").write_text(json.dumps(stored))
     (tmp_path / "metrics.csv").write_text("pass\n" + "\n".join(str(p) for p in range(1, 21)) + "\n")
-    assert study.kept(tmp_path, config, 3)
-    assert not study.kept(tmp_path, config, 4)
-    assert not study.kept(tmp_path, get_config("paper", mu=0.1), 3)
+    assert runner.kept(tmp_path, config, 3)
+    assert not runner.kept(tmp_path, config, 4)
+    assert not runner.kept(tmp_path, get_config("paper", mu=0.1), 3)
     (tmp_path / "metrics.csv").write_text("pass\n1\n")  # stopped after pass 1
-    assert not study.kept(tmp_path, config, 3)
+    assert not runner.kept(tmp_path, config, 3)
