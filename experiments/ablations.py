@@ -40,6 +40,7 @@ made from metrics.csv, selection.csv, invocation.json and the committed code onl
 import argparse
 import io
 import itertools
+import json
 import math
 import time
 from pathlib import Path
@@ -138,10 +139,11 @@ def changes(variant, chosen):
     return what + (f" (chosen: {setting_name(picked)})" if picked else "")
 
 
-def against(variant):
-    """The recipe's values of the fields a variant changes (and of CONTEXT's fields that define them),
-    each marked where the recipe departs from the text (paper-literal's value)."""
-    recipe, text = Config(), VARIANTS["paper-literal"]
+def against(variant, recipe):
+    """The values of the recipe `recipe` (the config its runs used) of the fields a variant changes (and
+    of CONTEXT's fields that define them), each marked where the recipe departs from the text
+    (paper-literal's value)."""
+    text = VARIANTS["paper-literal"]
     fields = [k for k, v in VARIANTS[variant].items() if getattr(recipe, k) != v]
     fields = list(dict.fromkeys(f for k in fields for f in (k, *CONTEXT.get(k, ()))))
     return ", ".join(f"{k}={getattr(recipe, k)}" + (f" (the text: {text[k]})" if k in text else "") for k in fields)
@@ -155,13 +157,14 @@ def finals(metrics):
     return last
 
 
-def stats_table(last, chosen):
-    """stats.csv's rows: each variant's final test errors against the recipe's (experiments/stats.py)."""
+def stats_table(last, chosen, recipe):
+    """stats.csv's rows: each variant's final test errors against the recipe's (experiments/stats.py);
+    `recipe`: the config of the recipe's runs."""
     values = {v: dict(zip(g.seed, g.test_error)) for v, g in last.groupby("variant", sort=False)}
     rows = pd.DataFrame(compare(values, BASELINE)).rename(columns={"row": "variant", "threshold": "holm_threshold"})
     rows["verdict"] = rows.verdict.map(VERDICTS)
     rows["changes"] = [changes(v, chosen) for v in rows.variant]
-    rows["against"] = [against(v) for v in rows.variant]
+    rows["against"] = [against(v, recipe) for v in rows.variant]
     return rows[["variant", "n", "mean", "std", "min", "max", "diff", "ci_low", "ci_high", "p", "p_holm",
                  "holm_threshold", "verdict", "changes", "against"]]
 
@@ -243,7 +246,8 @@ def render(results_dir):
     selection = pd.read_csv(results_dir / "selection.csv") if has_search else pd.DataFrame()
     chosen = {v: c for v, c in choose(selection).items() if v in set(last.variant)}
     wall = invocation(results_dir)["wall_seconds"]
-    stats_csv = stats_table(last, chosen).to_csv(index=False)
+    recipe = Config.from_dict(json.loads((results_dir / "runs" / f"{BASELINE}_seed{last.seed.min()}" / "config.json").read_text()))
+    stats_csv = stats_table(last, chosen, recipe).to_csv(index=False)
     stats = pd.read_csv(io.StringIO(stats_csv))  # the text is made from stats.csv as written
     params = {v: param_count(LeNet5(get_config(v))) for v in stats.variant}
     text = table(last, stats, params)

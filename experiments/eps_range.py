@@ -79,8 +79,7 @@ HEADINGS = {  # table column and how each reading is written there
 LAYERS = ("all", "c1", "s2", "c3", "s4", "c5", "f6")
 STATS = ("min", "median", "max")
 WITHIN = 2.0  # "within a factor of 2 of both ends"
-# variants that are readings here; paper-mu0.02 (the text's mu) is the same config as paper while the
-# recipe keeps 0.02, so a reading that is both is named paper
+# variants that are readings here (a reading that is two of them takes the first name)
 NAMED = ("paper", "paper-mu0.02", "paper-literal")
 
 

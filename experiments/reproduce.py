@@ -10,11 +10,11 @@
   runs/                each run's config.json and meta.json (seed, versions, git commit, device) and
                        its final weights (model.pt, a state_dict), which `make figures` reads
 
-reproduce      Sec. III-B: the faithful recipe (`paper`), seeds 0-9; the text's mu = 0.02
-               (`paper-mu0.02`: the same config as `paper` while the recipe keeps 0.02, so not
-               trained twice); and the word-for-word `paper-literal`, seeds 0-4
-distortions    Sec. III-C: the recipe on 60,000 originals + 540,000 distortions (`distortions`), and
-               with distortions drawn anew every pass (`distortions-fresh`); seeds 0-4
+reproduce      Sec. III-B: the faithful recipe (`paper`) and the same with the text's mu = 0.02
+               (`paper-mu0.02`), seeds 0-9; the word-for-word `paper-literal`, seeds 0-4
+distortions    Sec. III-C: the recipe on 60,000 originals + 540,000 distortions (`distortions`) and
+               the same with the text's mu (`distortions-mu0.02`), seeds 0-9; with distortions drawn
+               anew every pass (`distortions-fresh`), seeds 0-4
 training_size  Fig. 6: the recipe on the first 15,000 and 30,000 training images; seeds 0-2 (the
                60,000 point is `make reproduce`'s)
 
@@ -25,6 +25,7 @@ headline), and only from committed code; any other run, or one with --scratch, w
 scratch/results/<experiment>/ and scratch/runs/<experiment>/.
 """
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -50,26 +51,13 @@ EXPERIMENTS = {  # experiment: (title, rows: (name, variant, overrides, at most 
                   [("paper", "paper", {}, None), ("paper-mu0.02", "paper-mu0.02", {}, None),
                    ("paper-literal", "paper-literal", {}, 5)], list(range(10))),
     "distortions": ("LeNet-5 on MNIST with distortions: reproduction of Sec. III-C",
-                    [("distortions", "distortions", {}, None), ("distortions-fresh", "distortions-fresh", {}, None)],
-                    list(range(5))),
+                    [("distortions", "distortions", {}, None),
+                     ("distortions-mu0.02", "distortions", dict(mu=paper.MU), None),
+                     ("distortions-fresh", "distortions-fresh", {}, 5)], list(range(10))),
     "training_size": ("LeNet-5 on smaller training sets: Fig. 6",
                       [("paper-15000", "paper", dict(train_size=15_000), None),
                        ("paper-30000", "paper", dict(train_size=30_000), None)], list(range(3))),
 }
-
-
-def same_rows(experiment):
-    """{row: an earlier row with the same config}: such a row (`paper-mu0.02` when the recipe's mu is
-    the text's) is not trained twice and the summary says so."""
-    seen, same = {}, {}
-    for name, variant, overrides, _ in EXPERIMENTS[experiment][1]:
-        config = get_config(variant, **overrides)
-        match = [n for n, c in seen.items() if c == config]
-        if match:
-            same[name] = match[0]
-        else:
-            seen[name] = config
-    return same
 
 
 def collect(runs_dir, jobs, out):
@@ -114,8 +102,6 @@ def summary(experiment, metrics, eps, wall):
         e = first_eps[first_eps.variant == variant]
         lines.append(f"| {variant}, mean over {len(g)} seed(s) | {statistics.mean(te):.2%}{spread(te)} | "
                      f"{statistics.mean(tr):.2%}{spread(tr)} | {e['min'].min():.1e}..{e['max'].max():.1e} |")
-    lines += [f"| {name} | the same config as {other}: not trained twice | | |"
-              for name, other in same_rows(experiment).items()]
     per_layer = eps[(eps["pass"] == 1) & (eps.variant == last.variant.iloc[0])].groupby("layer")[["min", "median", "max"]].mean()
     lines += ["", f"First-pass step sizes per layer ({last.variant.iloc[0]}, mean over seeds):", "",
               "| layer | eps min | eps median | eps max |", "|---|---|---|---|"]
@@ -143,23 +129,21 @@ def below_mu_table(eps, variant):
         [f"| {layer} | {r['first']:.0%} | {r['last']:.0%} |" for layer, r in rows.iterrows()]
 
 
-def headline(metrics):
-    """README's first result: the recipe's test error over its seeds next to the paper's, the text's
-    mu, and how many seeds of the word-for-word text train at all (end below TRAINS_BELOW test error)."""
+def headline(metrics, recipe_mu):
+    """README's first result: the recipe's test error over its seeds next to the paper's, with the mu
+    its runs used (`recipe_mu`) and the text's, and how many seeds of the word-for-word text train at all
+    (end below TRAINS_BELOW test error)."""
     last = metrics.groupby(["variant", "seed"], sort=False).tail(1)
     errors = lambda variant: last[last.variant == variant].test_error.tolist()
     spread = lambda e: (f"{statistics.mean(e):.2%} ± {statistics.stdev(e):.2%} test error over {len(e)} seeds "
                         f"({min(e):.2%}–{max(e):.2%})" if len(e) > 1 else f"{e[0]:.2%} test error (one seed)")
     gap = statistics.mean(errors("paper")) - paper.TEST_ERROR
     within = "within" if abs(gap) <= paper.ERROR_UNCERTAINTY else "outside"
-    text = [f"**The faithful recipe: {spread(errors('paper'))}**, against the paper's {paper.TEST_ERROR:.2%}: "
+    text = [f"**The faithful recipe (mu = {recipe_mu:g}): {spread(errors('paper'))}**, against the paper's {paper.TEST_ERROR:.2%}: "
             f"{abs(gap) * 100:.2f} points {'above' if gap > 0 else 'below'} it, {within} the paper's stated "
             f"uncertainty of {paper.ERROR_UNCERTAINTY * 100:.1f} point."]
-    if "paper-mu0.02" in set(last.variant):
+    if errors("paper-mu0.02"):
         text.append(f"With the text's mu = {paper.MU}: {spread(errors('paper-mu0.02'))}.")
-    else:
-        text.append(f"The recipe uses the text's mu = {paper.MU} (the pre-registered mu study kept it: "
-                    "`results/mu_study/table.md`).")
     literal = errors("paper-literal")
     if literal:
         text.append(f"`paper-literal`, the text word for word, trains in {sum(e < TRAINS_BELOW for e in literal)} of "
@@ -178,7 +162,8 @@ def render(results_dir):
     texts = {"summary.md": text,
              RESULTS_MD + experiment: text.split("\n", 1)[1] + f"\n![learning curves](results/{experiment}/learning_curves.png)\n"}
     if experiment == "reproduce":
-        texts[RESULTS_MD + "recipe-headline"] = headline(metrics)
+        recipe_mu = json.loads((results_dir / "runs" / "paper_seed0" / "config.json").read_text())["mu"]
+        texts[RESULTS_MD + "recipe-headline"] = headline(metrics, recipe_mu)
     return texts
 
 
@@ -221,9 +206,7 @@ def main():
     quick = quick_overrides(args)
     # a GPU run goes to scratch/ like any other departure: train() refuses it for results/ (not portable)
     scratch = bool(quick) or seeds != default_seeds or args.scratch or args.device != "cpu"
-    same = same_rows(experiment)
-    jobs = [(name, variant, {**overrides, **quick}, s) for name, variant, overrides, most in rows
-            if name not in same for s in seeds[:most]]
+    jobs = [(name, variant, {**overrides, **quick}, s) for name, variant, overrides, most in rows for s in seeds[:most]]
 
     def build_configs():  # every config this invocation trains, checked before any of them trains
         check_seeds(seeds)

@@ -238,8 +238,8 @@ def kept(dest, config, seed):
     except (OSError, ValueError):
         return False
     trains = replace(config, train_size=VALIDATION_TRAIN)  # as run_one records a validation run
-    try:  # a field added to Config since the run counts as its default, as when a checkpoint resumes
-        same = Config(**{**Config().to_dict(), **{k: v for k, v in stored.items() if k != "seed"}}) == trains
+    try:
+        same = Config.from_dict(stored) == trains
     except (TypeError, ValueError):
         return False
     return same and stored.get("seed") == seed and passes == config.passes

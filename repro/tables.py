@@ -74,8 +74,6 @@ def variants_md():
     for name, overrides in VARIANTS.items():
         per_layer = {r["layer"]: r for r in layer_rows(build(get_config(name)))}
         changes = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "-"
-        if name != "paper" and get_config(name) == get_config("paper"):  # paper-mu0.02: the text's mu is the recipe's
-            changes += " (the recipe's own values: the same config as paper)"
         rows.append(dict(variant=name, changes=changes,
                          c3_params=per_layer["C3"]["params"], output_params=per_layer.get("OUTPUT", {"params": 0})["params"],
                          params=sum(r["params"] for r in per_layer.values()),

@@ -321,7 +321,7 @@ def setup(config, seed, run_dir, data, device, fast, require_portable):
 def resume(run):
     """Load the run's checkpoint, refusing one from another config, seed or library source."""
     ckpt = read_checkpoint(run.dir, map_location=next(iter(run.params.values())).device)
-    stored = Config(**{**Config().to_dict(), **ckpt["config"]})  # a field added since then has its default
+    stored = Config.from_dict(ckpt["config"])
     if stored != run.config or ckpt["seed"] != run.seed:
         raise ValueError(f"{run.checkpoint} belongs to another config or seed; use another run directory")
     if ckpt.get("library_sha256") != library_sha256():

@@ -22,11 +22,6 @@ def publish(run_dir, dest):
     atomic_save(dict(model=ckpt["model"], config=ckpt["config"], seed=ckpt["seed"], provenance=provenance), dest)
 
 
-def config_of(stored):
-    """A Config from a stored dict (JSON lists back to tuples, fields added since then at their defaults)."""
-    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items() if k != "seed"})
-
-
 def read(path):
     """dict(model=state_dict, config=Config, seed, provenance) of a weights file, after its check.
     A file written before weights carried their config and SHA-256 (a bare state_dict) is read with
@@ -36,12 +31,12 @@ def read(path):
     legacy = _legacy(path)
     if legacy is None:
         stored = load_checked(path, remedy)
-        return dict(stored, config=config_of(stored["config"]))
+        return dict(stored, config=Config.from_dict(stored["config"]))
     warnings.warn(f"{path} predates checksummed weights: its contents are not checked ({remedy} with this code)",
                   RuntimeWarning, stacklevel=2)
     stored = json.loads((path.parent / "config.json").read_text())
     meta = path.parent / "meta.json"
-    return dict(model=legacy, config=config_of(stored), seed=stored.get("seed"),
+    return dict(model=legacy, config=Config.from_dict(stored), seed=stored.get("seed"),
                 provenance=json.loads(meta.read_text()) if meta.exists() else {})
 
 

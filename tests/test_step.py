@@ -18,13 +18,12 @@ from conftest import needs_native
 
 # The online step and the curvature pass read the network, its loss and its initial weights. These
 # variants change none of them, so a cross-check of theirs would compute the recipe's numbers again:
-# - paper-mu0.02: the text's mu, the same config as paper while the recipe keeps 0.02 (the mu study's choice);
 # - unit-input, standardized-input: repro.train.prepare_inputs scales the images before they reach the
 #   step, and the cross-checks give every variant the same images;
 # - sgd: the optimizer decides the step sizes that repro.train passes (one rate, no curvature pass); the
 #   step applies whatever it is passed, and the cross-checks pass every variant SDLM's.
 # test_left_out_variants_change_only_what_the_step_does_not_read holds them to that.
-SAME_STEP_AS_RECIPE = {"paper-mu0.02": set(), "unit-input": {"input"}, "standardized-input": {"input"},
+SAME_STEP_AS_RECIPE = {"unit-input": {"input"}, "standardized-input": {"input"},
                        "sgd": {"optimizer"}}
 ONLINE = [v for v, o in VARIANTS.items() if get_config(v).optimizer != "adam" and not v.startswith("distortions")
           and v not in SAME_STEP_AS_RECIPE and get_config(v).network == "lenet5"]  # others: test_networks.py
