@@ -84,6 +84,9 @@ def findings():
         ("pca-quadratic_linear", "pca-quadratic", "pca-quadratic", "inputs", "with the 40 linear terms (861 inputs)",
          dict(linear_terms=True)),
         # the networks: one field of the recipe (repro.config.Config) changed, seed 0
+        ("lenet5-dist_huge", "lenet5-dist", "lenet5-dist", "distortion ranges",
+         "the \"huge\" ranges (repro.distortions.RANGE_SETS; the MNIST page's \"huge distortions\": "
+         f"{paper.MNIST_PAGE_HUGE_DISTORTIONS:.2%}), seed 0", dict(distortion_ranges="huge")),
         ("lenet4_rbf-head", "lenet4", "lenet4", "head", "LeNet-5's head: F6's 84 units and the RBF on the 7x12 bitmaps "
          "(the head study), seed 0", dict(network="lenet4-rbf")),
         ("mlp-300_eq8", "mlp-300", "mlp-300", "loss", "eq. 8: the mean-squared error to the place code, seed 0",

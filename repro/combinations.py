@@ -153,9 +153,15 @@ def what(row):
     return networks.get(network).what + (", distortions" if distortions != "none" else "")
 
 
-def row_config(network, distortions="none", **overrides):
+def network_of(row):
+    """(network, distortions) of a neural row; the rows on LeNet-4's features: LeNet-4's."""
+    return {**networks.ROWS, **networks.LENET5_ROWS}.get(row, ("lenet4", "none"))
+
+
+def row_config(network, distortions="none", overrides=None):
     """The recipe for a network of the comparison, with that network's mu (NETWORK_MU); `overrides`
-    (a finding's) may swap the network, which then brings its own mu."""
+    (a finding's dict of config fields) may swap the network, which then brings its own mu."""
+    overrides = dict(overrides or {})
     network = overrides.pop("network", network)
     return Config(**{"network": network, "distortions": distortions,
                      "mu": NETWORK_MU.get(network, paper.MU), **overrides})
@@ -172,8 +178,8 @@ def fit(row, seed, where, require_portable=False, **overrides):
         data = load_mnist()
         boosted = Boosted(seed, where, data, require_portable, **overrides)
         return boosted, data["test_x"], data["test_y"], "regular (32x32 field)"
-    network, distortions = networks.ROWS.get(row, ("lenet4", "none"))
-    config = row_config(network, distortions, **overrides)
+    network, distortions = network_of(row)
+    config = row_config(network, distortions, overrides)
     data = load_data(config)
     own = where.parent.parent / "lenet4" / f"seed{seed}" if row in COMBINED else where
     model = trained(config, seed, own / "training", data, require_portable, may_fail=bool(overrides))  # findings may not train

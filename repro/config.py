@@ -29,7 +29,7 @@ CHOICES = {
     "h_sharing": ("sum", "mean"),
     "optimizer": ("sdlm", "sgd", "adam"),
     "distortions": ("none", "paper", "fresh"),
-    "distortion_ranges": ("a11", "small"),
+    "distortion_ranges": ("a11", "small", "huge"),
 }
 
 # Numeric fields: (kind, lowest allowed, whether the lowest itself is allowed, highest allowed).
@@ -101,7 +101,7 @@ class Config:
     # A12, Sec. III-C: "paper" adds 9 random affine distortions of each pattern, drawn once (600,000 patterns,
     # passes of train_size); "fresh" distorts 9 in 10 patterns anew every pass (repro/distortions.py)
     distortions: str = "none"
-    distortion_ranges: str = "a11"  # repro/distortions.py RANGE_SETS: A11's, or the recipe study's smaller set
+    distortion_ranges: str = "a11"  # repro/distortions.py RANGE_SETS: A11's, the recipe study's smaller set, "huge"
 
     def __post_init__(self):
         for name, allowed in CHOICES.items():

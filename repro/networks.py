@@ -96,4 +96,7 @@ ROWS = {
     "mlp-500-150": ("mlp-500-150", "none"), "mlp-500-150-dist": ("mlp-500-150", "paper"),
     "lenet1": ("lenet1", "none"), "lenet4": ("lenet4", "none"),
 }
+# LeNet-5's rows: make reproduce and make distortions train them and make compare reads them; a
+# finding of make compare-findings trains one with a change
+LENET5_ROWS = {"lenet5": (LENET5, "none"), "lenet5-dist": (LENET5, "paper")}
 

@@ -118,3 +118,15 @@ def test_rows_are_fig9_rows():
     from repro import paper
     assert set(networks.ROWS) | set(combinations.COMBINED) <= set(paper.FIG9_ERROR)
     assert all(combinations.what(r) for r in [*networks.ROWS, *combinations.COMBINED])
+
+
+def test_each_network_of_the_comparison_trains_with_its_own_mu():
+    """LeNet-5 takes the recipe study's mu; the networks no study measured keep the text's (A10), and a
+    finding that swaps the network takes the new network's."""
+    from repro import paper
+    assert combinations.row_config(*combinations.network_of("lenet5-dist")).mu == Config.mu != paper.MU
+    assert combinations.row_config(*combinations.network_of("lenet4-knn")) == Config(network="lenet4", mu=paper.MU)
+    for row in networks.ROWS:
+        assert combinations.row_config(*combinations.network_of(row)).mu == paper.MU, row
+    swapped = combinations.row_config("lenet4", "none", dict(network="lenet5", loss="ml"))
+    assert (swapped.network, swapped.mu, swapped.loss) == ("lenet5", Config.mu, "ml")

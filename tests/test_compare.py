@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from repro import classical, versions
-from repro.combinations import Boosted
+from repro.combinations import Boosted, network_of, row_config
 from repro.config import Config
-from repro.networks import ROWS
+from repro.networks import LENET5_ROWS, ROWS
 
 import compare
 import compare_findings
@@ -34,9 +34,9 @@ def test_findings_change_rows_that_exist_with_options_their_methods_take():
     for label, row, name, _, _, change in compare_findings.findings():
         change = dict(change)
         assert change.pop("seed", 0) in seeds(row), label  # a seed that make compare runs for the row
-        if name in ROWS:  # a network: fields of its config, which must accept them
+        if name in ROWS or name in LENET5_ROWS:  # a network: fields of its config, which must accept them
             assert row == name and set(change) <= {f.name for f in fields(Config)}, label
-            Config(**{"network": ROWS[name][0], **change})  # a finding may swap the network (the head study's)
+            row_config(*network_of(name), change)  # a finding may swap the network (the head study's)
             continue
         if name == "boosted-lenet4-dist":  # the boosted nets: Boosted's options
             assert row == name and set(change) <= set(inspect.signature(Boosted).parameters), label

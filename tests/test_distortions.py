@@ -61,3 +61,11 @@ def test_paper_regime_shows_every_pattern_twice_in_twenty_passes():
     seen = torch.cat([pass_indices(p, n, order) for p in range(paper.PASSES)])
     assert len(seen) == paper.PASSES * n
     assert torch.equal(torch.bincount(seen), torch.full((len(order),), 2))
+
+
+def test_the_huge_ranges_are_twice_a11s_and_the_small_ones_half():
+    from repro.distortions import RANGE_SETS, RANGES
+    assert RANGE_SETS["a11"] is RANGES
+    for kind in ("scale", "squeeze", "shear"):
+        assert RANGE_SETS["huge"][kind] == 2 * RANGES[kind] and RANGE_SETS["small"][kind] == RANGES[kind] / 2
+    assert RANGE_SETS["small"]["translate"] < RANGES["translate"] < RANGE_SETS["huge"]["translate"]
