@@ -17,7 +17,7 @@ SCRATCH_ARG = $(if $(strip $(SCRATCH)),--scratch)
 TORCH_INDEX ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data test readme tables reproduce bench mu-study ablations distortions training-size figures eps-range compare svm-search compare-findings recipe-study head-study rbf-search
+.PHONY: help venv data test readme tables reproduce bench mu-study ablations distortions training-size figures eps-range compare svm-search compare-findings recipe-study head-study rbf-search protocol-study
 
 help:  ## this list
 	@$(PYTHON) experiments/make_help.py
@@ -81,6 +81,9 @@ svm-search: data  ## C of the SVMs on validation (pre-registered) [results/svm_s
 
 rbf-search: data  ## the RBF network's ridge on validation (pre-registered) [results/rbf_search]
 	$(BIN)/python experiments/rbf_search.py $(SCRATCH_ARG)
+
+protocol-study: data  ## k-NN's reference set, the 300-10 net's loss x passes x training set on validation and test (pre-registered; 59 runs) [results/protocol_study]
+	$(BIN)/python experiments/protocol_study.py $(SCRATCH_ARG)
 
 compare-findings: data  ## what moves the comparison's rows that miss the paper (needs compare, svm-search) [results/compare_findings]
 	$(BIN)/python experiments/compare_findings.py $(SCRATCH_ARG)

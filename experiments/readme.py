@@ -19,6 +19,7 @@ import eps_range
 import figures
 import head_study
 import mu_study
+import protocol_study
 import rbf_search
 import recipe_study
 import reproduce
@@ -38,6 +39,7 @@ RENDERERS = {"reproduce": (reproduce.render, "make reproduce"),
              "compare": (compare.render, "make compare"),
              "svm_search": (svm_search.render, "make svm-search"),
              "rbf_search": (rbf_search.render, "make rbf-search"),
+             "protocol_study": (protocol_study.render, "make protocol-study"),
              "compare_findings": (compare_findings.render, "make compare-findings"),
              "figures": (figures.render, "make figures"),
              "bench": (bench.render, "make bench")}

@@ -26,6 +26,7 @@ PROBES = [
     ("mu_study", ["--seeds", "0"], {}, "at least 2 seeds"),  # trained, then failed on one seed's spread
     ("recipe_study", ["--seeds", "0"], {}, "at least 2 seeds"),  # a decision without a test
     ("compare", ["--methods", "knn", "knn"], {}, "--methods"),  # one job twice, into one directory
+    ("protocol_study", ["--train-size", "2"], {}, "--train-size"),  # 3-NN on 2 references: failed in every worker
     ("readme", ["nosuch"], {}, "unknown experiment 'nosuch'"),  # was a KeyError
 ]
 
