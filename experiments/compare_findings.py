@@ -4,8 +4,9 @@ number of training images; for a network one field of its recipe) and measures t
 reading (results/compare/). These are explanations, not choices: nothing here feeds back into a
 row, so looking at the test set is what they are for.
 
-The inhomogeneous-kernel findings use the C that the SVM study's coef0 = 1 rows did best with on
-the validation split (results/svm_search/metrics.csv), for every degree.
+The SVM findings take their C from the SVM study's validation runs (results/svm_search/decision.json):
+the text's reading (regular images, homogeneous kernel) where the study chose otherwise, and the
+inhomogeneous kernel on the regular images, each with the C that did best for it.
 
 Writes results/compare_findings/: findings.csv (one row per finding: the row it explains, what
 changed, the test error, the row's and the paper's), table.md and RESULTS.md's findings block
@@ -20,46 +21,57 @@ from pathlib import Path
 
 import pandas as pd
 
-import svm_search
 from compare import run_all, seeds
 from blocks import RESULTS_MD, write, write_invocation
 from runner import ROOT, add_scratch_arg, at_least_one, confirm_outputs, keep_provenance, output_dirs
 from repro import data as mnist
 from repro import paper
-from repro.classical.svm import C
+from repro.classical.svm import CHOSEN
 
 
-def inhomogeneous_c():
-    """The SVM study's rule applied to its coef0 = 1 rows (measured at one degree only)."""
-    m = pd.read_csv(ROOT / "results" / "svm_search" / "metrics.csv")
-    return svm_search.decide(m, coef0=1.0)[svm_search.INHOMOGENEOUS]
+def svm_study():
+    """results/svm_search/decision.json, its degrees as ints."""
+    d = json.loads((ROOT / "results" / "svm_search" / "decision.json").read_text())
+    return {k: {int(deg): v for deg, v in d[k].items()} for k in ("svm", "text", "inhomogeneous")}
 
 
 # (row, seed) of the runs of make compare that give no test pattern to some class (results/compare/metrics.csv)
 LOST = [("mlp-300-100", 2), ("mlp-500-150", 0), ("mlp-500-150-dist", 0)]
 
 
+SVM_ROWS = {4: "svm-poly4", 5: "rs-svm-poly5", 9: "v-svm-poly9-dist"}
+
+
+def svm_findings(study):
+    """Per SVM row, the readings the SVM study did not choose: the text's (the regular images, the
+    homogeneous kernel) and the inhomogeneous kernel on the regular images, each with the C that did
+    best for it on the validation split (`study`: svm_study())."""
+    out = []
+    for degree, row in SVM_ROWS.items():
+        seed = ", seed 0" if degree == 9 else ""
+        for tag, what, coef0 in (("text", "the text's reading: the regular images, the homogeneous kernel (g x.y)^{}", 0.0),
+                                 ("coef0", "the regular images, the inhomogeneous kernel (g x.y + 1)^{}", 1.0)):
+            c = study[tag if tag == "text" else "inhomogeneous"][degree]
+            if dict(version="regular", coef0=coef0, c=c) != study["svm"][degree]:  # else it is the row
+                out.append((f"{row}_{tag}", row, row, "preprocessing and kernel", what.format(degree) + f", C = {c:g}{seed}",
+                            dict(version="regular", coef0=coef0, c=c)))
+    return out
+
+
 def findings():
     """(label, the row it explains, the method fitted, question, change described, changes), the
     costliest first. The method is the row's except where the finding asks what the row starts from.
     A "seed" among the changes picks the seed (default 0)."""
-    c = inhomogeneous_c()
-    svm = "the inhomogeneous kernel (g x.y + 1)^{}, C = " + f"{c:g}"
-    return [
-        ("v-svm-poly9-dist_coef0", "v-svm-poly9-dist", "v-svm-poly9-dist", "kernel", svm.format(9) + ", seed 0",
-         dict(coef0=1.0, c=c)),
+    return svm_findings(svm_study()) + [
         *[(f"boosted-lenet4-dist_exit{'' if seed == 0 else f'_seed{seed}'}", "boosted-lenet4-dist",
            "boosted-lenet4-dist", "early exit", "net 1 alone where its top-two gap is above the largest at which "
            f"it disagrees with the three nets on the training images (A29), seed {seed}",
            dict(early_exit=True, seed=seed)) for seed in seeds("boosted-lenet4-dist")],
-        ("rs-svm-poly5_coef0", "rs-svm-poly5", "rs-svm-poly5", "kernel", svm.format(5), dict(coef0=1.0, c=c)),
         ("rs-svm-poly5_unreduced", "rs-svm-poly5", "svm-poly4", "reduction",
-         f"no reduction: the degree-5 SVM (C = {C[5]:g}) that the reduced set approximates", dict(degree=5)),
+         f"no reduction: the degree-5 SVM (C = {CHOSEN[5]['c']:g}) that the reduced set approximates",
+         dict(degree=5, version=CHOSEN[5]["version"], c=CHOSEN[5]["c"], coef0=CHOSEN[5]["coef0"])),
         ("rs-svm-poly5_60", "rs-svm-poly5", "rs-svm-poly5", "reduction", "60 reduced-set vectors per pair (2,700 in all)",
          dict(per_pair=60)),
-        ("rs-svm-poly5_coef0_unreduced", "rs-svm-poly5", "svm-poly4", "kernel and reduction",
-         svm.format(5) + ", no reduction", dict(degree=5, coef0=1.0, c=c)),
-        ("svm-poly4_coef0", "svm-poly4", "svm-poly4", "kernel", svm.format(4), dict(coef0=1.0, c=c)),
         ("tangent-distance_300", "tangent-distance", "tangent-distance", "prefilter", "300 Euclidean candidates",
          dict(candidates=300)),
         ("tangent-distance_blur", "tangent-distance", "tangent-distance", "smoothing",

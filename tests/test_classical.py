@@ -191,7 +191,7 @@ def test_reduced_set_reproduces_a_kernel_expansion(coef0, size):
     vectors = torch.rand(12, 3, generator=g, dtype=torch.float64)
     coef = torch.randn(12, generator=g, dtype=torch.float64)
     k = functools.partial(svm.kernel, gamma=1.0, degree=2, coef0=coef0)
-    z, beta = svm.reduce_pair(vectors.numpy(), coef.numpy(), k, size=size)
+    (z, beta), = svm.reduce_pair(vectors.numpy(), coef.numpy(), k, [size])
     probe = torch.rand(20, 3, generator=g, dtype=torch.float64)
     full = k(probe, vectors) @ coef
     reduced = k(probe, torch.from_numpy(z)) @ torch.from_numpy(beta)
@@ -244,10 +244,26 @@ def test_a_row_can_be_changed_by_version_train_size_and_options():
         classical.fit("knn", x, y)  # 16x16 images for a row on the regular set, without the change
 
 
-def test_svm_c_is_what_the_svm_study_chose():
-    """The rows' C per degree is the pre-registered study's choice on the validation split (make svm-search)."""
+def test_a_smaller_reduced_set_is_the_start_of_a_larger_one():
+    """The SVM study's report reduces once to the largest count: each smaller count is exactly what a
+    run to that count gives."""
+    g = torch.Generator().manual_seed(1)
+    vectors, coef = torch.rand(30, 5, generator=g, dtype=torch.float64), torch.randn(30, generator=g, dtype=torch.float64)
+    k = functools.partial(svm.kernel, gamma=0.5, degree=3)
+    path = svm.reduce_pair(vectors.numpy(), coef.numpy(), k, [2, 4])
+    for (z, beta), size in zip(path, (2, 4)):
+        (z1, beta1), = svm.reduce_pair(vectors.numpy(), coef.numpy(), k, [size])
+        assert z.shape == (size, 5) and np.array_equal(z, z1) and np.array_equal(beta, beta1)
+
+
+def test_the_svm_rows_are_what_the_svm_study_chose():
+    """Per degree the version, kernel and C of the SVM rows, and the pairwise classifier's version, are
+    the pre-registered study's choices on the validation split (make svm-search)."""
     decision = json.loads((ROOT / "results" / "svm_search" / "decision.json").read_text())
-    assert svm.C == {int(d): c for d, c in decision["chosen_C"].items()}
+    assert svm.CHOSEN == {int(d): c for d, c in decision["svm"].items()}
+    assert classical.PAIRWISE_VERSION == decision["pairwise"] == classical.get("pairwise").version
+    for name, degree in (("svm-poly4", 4), ("rs-svm-poly5", 5), ("v-svm-poly9-dist", 9)):
+        assert classical.get(name).version == svm.CHOSEN[degree]["version"]
 
 
 # ---- multiply-accumulates per image (Fig. 11) ---------------------------------------------------------

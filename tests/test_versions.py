@@ -27,6 +27,18 @@ def test_deslant_makes_a_sheared_stroke_upright():
     assert ink_columns(upright).max() <= 5  # upright: the bar's 3 columns and interpolation's edges
 
 
+def test_deskew_is_deslant_not_cropped():
+    """The MNIST page's deskewing: the same shear about the centre of mass, at 28x28, so strokes that
+    lean out of the central 20x20 box keep their ink."""
+    images = torch.stack([stroke(s) for s in (-0.4, 0.0, 0.3)])
+    upright = versions.deskew(images)
+    assert upright.shape == (3, 28, 28) and upright.dtype == torch.uint8
+    assert torch.equal(upright[:, versions.BOX, versions.BOX], versions.deslant(images))
+    assert versions.slant(upright).abs().max() < 0.02
+    ink = lambda im: im.double().sum((1, 2)) / 255
+    assert torch.allclose(ink(upright), ink(images), rtol=0.02)
+
+
 def test_16x16_keeps_the_digit_box():
     images = torch.stack([stroke(0.0)])
     small = versions.reduce16(images)

@@ -19,9 +19,18 @@ from .knn import KNN
 from .linear import Linear, Pairwise
 from .pca_quadratic import PCAQuadratic
 from .rbf import RBFNetwork
-from .svm import SVM, ReducedSetSVM, VirtualSVM
+from .svm import CHOSEN, SVM, ReducedSetSVM, VirtualSVM
 from .tangent import TangentDistance
 from ..versions import check
+
+
+PAIRWISE_VERSION = "regular"  # what `make svm-search` chose on the validation split (a test ties it)
+
+
+def svm_what(degree):
+    """The SVM rows' description: the kernel the SVM study chose for the degree."""
+    kernel = "homogeneous" if CHOSEN[degree]["coef0"] == 0 else "inhomogeneous"
+    return f"SVM, {kernel} polynomial kernel of degree {degree}"
 
 
 @dataclass(frozen=True)
@@ -37,17 +46,17 @@ class Method:
 METHODS = {
     "linear": Method(Linear, "regular", "a weighted sum per class (least squares)"),
     "linear-deslant": Method(Linear, "deslant", "the same on the deslanted 20x20 images"),
-    "pairwise": Method(Pairwise, "regular", "45 linear units, one per pair of classes, voting"),
+    "pairwise": Method(Pairwise, PAIRWISE_VERSION, "45 linear units, one per pair of classes, voting"),
     "knn": Method(KNN, "regular", "3-nearest neighbours, Euclidean, raw pixels", dict(k=3)),
     "knn-deslant": Method(KNN, "deslant", "the same on the deslanted 20x20 images", dict(k=3)),
     "pca-quadratic": Method(PCAQuadratic, "regular", "40 principal components, all their products, linear"),
     "rbf-network": Method(RBFNetwork, "regular", "1,000 Gaussian units (K-means per class), linear", randomised=True),
     "tangent-distance": Method(TangentDistance, "16x16", "1-nearest neighbour by tangent distance, 16x16"),
-    "svm-poly4": Method(SVM, "regular", "SVM, homogeneous polynomial kernel of degree 4", dict(degree=4)),
-    "rs-svm-poly5": Method(ReducedSetSVM, "regular", "SVM of degree 5, 18 reduced-set vectors per pair",
+    "svm-poly4": Method(SVM, CHOSEN[4]["version"], svm_what(4), dict(degree=4)),
+    "rs-svm-poly5": Method(ReducedSetSVM, CHOSEN[5]["version"], svm_what(5) + ", 18 reduced-set vectors per pair",
                            dict(degree=5, per_pair=18)),
-    "v-svm-poly9-dist": Method(VirtualSVM, "regular", "SVM of degree 9 retrained on its support vectors and 4 "
-                               "distorted copies of each", dict(degree=9, copies=4), randomised=True,
+    "v-svm-poly9-dist": Method(VirtualSVM, CHOSEN[9]["version"], svm_what(9) + " retrained on its support vectors "
+                               "and 4 distorted copies of each", dict(degree=9, copies=4), randomised=True,
                                shares_work=True),
 }
 

@@ -5,9 +5,12 @@ The text: "dot products of the input image with a subset of the training images 
 vectors), raised to the k-th power, combined linearly", i.e. the homogeneous kernel (g x.y)^k. The
 quadratic program is scikit-learn's SVC (libsvm, one-versus-one over the 45 pairs of classes).
 Open, chosen here (A22): pixels in [0, 1]; g = 1 / the mean of |x|^2 over the training images, so
-that a typical K(x, x) is about 1 and C means the same for every degree; C per degree, chosen on a
-validation split by `make svm-search` (experiments/svm_search.py, results/svm_search/).
+that a typical K(x, x) is about 1 and C means the same for every degree; per degree the data version
+(regular or deskewed, as the MNIST page lists), the kernel (the text's homogeneous one or
+(g x.y + 1)^k) and C, chosen on a validation split by `make svm-search` (experiments/svm_search.py,
+results/svm_search/).
 """
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,19 @@ from sklearn.svm import SVC
 from .. import data, distortions, paper, versions
 from .linear import PAIRS
 
-C = {4: 10.0, 5: 100.0, 9: 100.0}  # per degree, what `make svm-search` chose (a test checks it)
+# Per degree, what `make svm-search` chose on the validation split (a test ties it to its decision.json):
+# the data version (repro/versions.py), coef0 (0: the text's homogeneous kernel) and C
+CHOSEN = {4: dict(version="regular", coef0=0.0, c=10.0), 5: dict(version="regular", coef0=0.0, c=100.0),
+          9: dict(version="regular", coef0=0.0, c=100.0)}
+
+
+def kernel_options(degree, c=None, coef0=None):
+    """(C, coef0) of a machine of this degree: the given ones, each by default the study's (CHOSEN); a
+    degree the study did not measure takes the text's kernel and needs its C."""
+    chosen = CHOSEN.get(degree, dict(coef0=0.0))
+    if c is None and "c" not in chosen:
+        raise ValueError(f"the SVM study chose no C for degree {degree}: pass c")
+    return (chosen["c"] if c is None else c), (chosen["coef0"] if coef0 is None else coef0)
 
 
 def pixels(images):
@@ -44,14 +59,15 @@ def ovo_votes(decisions, classes=10):
 
 
 class SVM:
-    """A polynomial-kernel SVM of degree `degree` on the regular images."""
+    """A polynomial-kernel SVM of degree `degree` on 28x28 images (regular or deskewed)."""
 
-    def __init__(self, train_x, train_y, seed=0, degree=4, c=None, coef0=0.0):
-        """c: the soft-margin constant (default C[degree]); coef0: 1 gives the inhomogeneous kernel
-        (g x.y + 1)^k, which only the SVM study measures (A22)."""
+    def __init__(self, train_x, train_y, seed=0, degree=4, c=None, coef0=None):
+        """c: the soft-margin constant, coef0: 0 for the text's homogeneous kernel (g x.y)^k, 1 for
+        (g x.y + 1)^k; each by default the SVM study's choice for the degree (CHOSEN)."""
         x = pixels(train_x)
         self.gamma = 1 / float((x * x).sum(1).mean())
-        self.svc = SVC(kernel="poly", degree=degree, gamma=self.gamma, coef0=coef0, C=c or C[degree], cache_size=2000,
+        c, coef0 = kernel_options(degree, c, coef0)
+        self.svc = SVC(kernel="poly", degree=degree, gamma=self.gamma, coef0=coef0, C=c, cache_size=2000,
                        decision_function_shape="ovo", random_state=seed).fit(x, train_y.numpy())
 
     def scores(self, images):
@@ -90,14 +106,15 @@ def kernel(a, b, gamma, degree, coef0=0.0):
     return (gamma * a @ b.T + coef0) ** degree
 
 
-def reduce_pair(vectors, coef, k, size, iterations=40):
-    """Vectors z and weights beta with sum_j beta_j Phi(z_j) close to sum_i coef_i Phi(x_i) in the
-    feature space of the kernel k(u, v). Greedy: each z maximises (Psi_res . Phi(z))^2 / K(z, z)
-    (L-BFGS from the support vector that scores best), then all weights are refitted by least
-    squares in feature space."""
+def reduce_pair(vectors, coef, k, sizes, iterations=40):
+    """[(z, beta) for each size in `sizes` (ascending)]: vectors z and weights beta with sum_j beta_j
+    Phi(z_j) close to sum_i coef_i Phi(x_i) in the feature space of the kernel k(u, v). Greedy: each z
+    maximises (Psi_res . Phi(z))^2 / K(z, z) (L-BFGS from the support vector that scores best), then
+    all weights are refitted by least squares in feature space; a smaller size is the larger one's
+    first vectors with its own refitted weights, exactly what a run to that size gives."""
     x = torch.from_numpy(vectors)
     a = torch.from_numpy(coef)
-    zs, beta = [], torch.zeros(0, dtype=torch.float64)
+    zs, beta, out = [], torch.zeros(0, dtype=torch.float64), []
     kxx = k(x, x)  # once: every start below scores all support vectors
 
     def projection(z):  # Psi_res . Phi(z) for z (m, d)
@@ -106,7 +123,7 @@ def reduce_pair(vectors, coef, k, size, iterations=40):
             out = out - k(z, torch.stack(zs)) @ beta
         return out
 
-    for _ in range(size):
+    while len(zs) < max(sizes):
         at_x = kxx @ a - (k(x, torch.stack(zs)) @ beta if zs else 0)
         start = (at_x ** 2 / kxx.diagonal()).argmax()
         z = x[start].clone().requires_grad_(True)
@@ -121,20 +138,32 @@ def reduce_pair(vectors, coef, k, size, iterations=40):
         zs.append(z.detach())
         zm = torch.stack(zs)
         beta = torch.linalg.solve(k(zm, zm), k(zm, x) @ a)
-    return torch.stack(zs).numpy(), beta.numpy()
+        if len(zs) in sizes:
+            out.append((zm.numpy(), beta.numpy()))
+    return out
 
 
 class ReducedSetSVM:
     """An SVM of degree `degree` whose 45 decision functions are each replaced by `per_pair` reduced
     set vectors (A23): 45 x per_pair vectors in all, against the SVM's thousands of support vectors."""
 
-    def __init__(self, train_x, train_y, seed=0, degree=5, per_pair=18, c=None, coef0=0.0):
+    def __init__(self, train_x, train_y, seed=0, degree=5, per_pair=18, c=None, coef0=None):
         self.svm = SVM(train_x, train_y, seed, degree, c, coef0)
-        self.expansions = []
+        self.expansions = self.reduce(self.svm, [per_pair])[per_pair].expansions
+
+    @classmethod
+    def reduce(cls, svm, counts):
+        """{count: ReducedSetSVM} of the fitted SVM `svm` with each count of vectors per pair: one greedy
+        run per pair to the largest count (the SVM study's report)."""
+        counts = sorted(counts)
+        out = {n: cls.__new__(cls) for n in counts}
+        for n in counts:
+            out[n].svm, out[n].expansions = svm, []
         for p in range(len(PAIRS)):
-            vectors, coef, bias = self.svm.pair_expansion(p)
-            z, beta = reduce_pair(vectors, coef, self.svm.kernel, per_pair)
-            self.expansions.append((z, beta, bias))
+            vectors, coef, bias = svm.pair_expansion(p)
+            for n, (z, beta) in zip(counts, reduce_pair(vectors, coef, svm.kernel, counts)):
+                out[n].expansions.append((z, beta, bias))
+        return out
 
     def scores(self, images):
         x = versions.pixels(images)
@@ -170,7 +199,8 @@ def first_stage_support(train_x, train_y, degree, c, coef0=0.0, cache_dir=None):
     import fcntl  # POSIX only: imported where the cache needs it, so that the rest imports anywhere
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"support-poly{degree}-coef0_{coef0:g}-C{c:g}-n{len(train_x)}.npy"
+    images = hashlib.sha256(train_x.numpy().tobytes()).hexdigest()[:16]  # the data version's images
+    path = cache_dir / f"support-poly{degree}-coef0_{coef0:g}-C{c:g}-{images}.npy"
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.exists():
@@ -183,8 +213,8 @@ class VirtualSVM:
     """Train an SVM, keep its support vectors, add `copies` distorted copies of each (the virtual
     support vectors, made with the paper's distortions: the [dist] of the row, A24), train again."""
 
-    def __init__(self, train_x, train_y, seed=0, degree=9, copies=4, c=None, coef0=0.0, cache_dir=None):
-        c = c or C[degree]
+    def __init__(self, train_x, train_y, seed=0, degree=9, copies=4, c=None, coef0=None, cache_dir=None):
+        c, coef0 = kernel_options(degree, c, coef0)
         sv = torch.from_numpy(first_stage_support(train_x, train_y, degree, c, coef0, cache_dir).astype(np.int64))
         generator = torch.Generator().manual_seed(seed)
         x = torch.cat([train_x[sv], distorted_copies(train_x[sv], copies, generator)])
