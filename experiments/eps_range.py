@@ -168,6 +168,18 @@ def error_cell(errors):
     return f"{statistics.mean(errors):.2%}{sd}"
 
 
+def recipe_line(summary, recipe):
+    """How the recipe's first-pass range compares with the paper's."""
+    low, high = paper.FIRST_PASS_EPS_RANGE
+    r = summary[summary.reading == name(recipe)].iloc[0]
+    ceiling = paper.ETA_SCHEDULE[0] / recipe["mu"]
+    return (f"The recipe (`paper`, mu = {recipe['mu']:g}): first-pass eps {r['min']:.1e} to {r['max']:.1e} against the "
+            f"paper's {low:g} to {high:g}, {r.factor:.1f} times off at the farther end; "
+            + (f"its ceiling eta / mu = {ceiling:g} is below the paper's largest eps, so the paper's upper end "
+               "is out of its reach." if ceiling < high else f"its ceiling eta / mu = {ceiling:g} is above the "
+               "paper's largest eps."))
+
+
 def table(eps, trained=None):
     """table.md from eps_range.csv's rows: the readings, the recipe's layers, the close readings'
     layers, and (with `trained`, trained.csv's rows: the last pass of each trained run) their errors."""
@@ -193,7 +205,7 @@ def table(eps, trained=None):
                  f"{paper.ETA_SCHEDULE[0] / mu:g} for mu = {mu:g} ({paper.ETA_SCHEDULE[0] / mu / high:.2f} x the paper's "
                  f"{high:g})" for mu in sorted(set(summary.mu))) + ". The paper's smallest eps, "
              f"{low:g}, means a largest h of about {paper.ETA_SCHEDULE[0] / low - paper.MU:.1f} (with mu = {paper.MU:g}).",
-             "",
+             "", recipe_line(summary, recipe), "",
              "| # | " + " | ".join(head) + f" | variant | eps min | eps median | eps max | min / {low:g} | max / {high:g} | "
              f"factor | within a factor of {WITHIN:g} of both ends? |",
              "|---" * (len(head) + 10) + "|"]

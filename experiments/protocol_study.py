@@ -32,11 +32,10 @@ import torch
 
 from blocks import write, write_invocation
 from compare import run_all as run_classical, save_result
-from runner import (VALIDATION_TRAIN, add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep,
+from runner import (VALIDATION_TRAIN, add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep, kept,
                     keep_provenance, output_dirs, quick_overrides, run_all, train_size, validated)
 from repro import classical, combinations, paper
 from repro import data as mnist
-from repro.config import Config
 
 KNN, NETWORK = "knn", "mlp-300"  # the rows of Fig. 9 (repro.classical.METHODS, repro.networks.ROWS)
 SPLITS = ("validation", "test")
@@ -91,17 +90,6 @@ def config(run, passes=None):
                                                               train_size=run["train_size"]))
 
 
-def finished(dest, config, seed):
-    """Whether `dest` keeps a finished run of this config and seed (config.json, all passes in
-    metrics.csv). runner.kept does this for validation runs of 50,000 images only."""
-    try:
-        stored = json.loads((dest / "config.json").read_text())
-        passes = len(pd.read_csv(dest / "metrics.csv"))
-        return Config.from_dict(stored) == config and stored.get("seed") == seed and passes == config.passes
-    except (OSError, ValueError, TypeError):
-        return False
-
-
 def run_knn(job):
     """One k-NN run, (label, seed, run directory, references, split); for compare.run_all."""
     name, seed, where, size, split = job
@@ -122,11 +110,12 @@ def run_knn(job):
 def run_networks(runs, configs, kept_dir, cache, workers):
     """Train the network runs not yet kept in `kept_dir`, the validation split's first and the longest
     first within each split, keeping each (runner.keep) as it ends."""
-    todo = [r for r in runs if not finished(kept_dir / r["name"], configs[r["name"]], r["seed"])]
+    split = lambda r: "validation" if r["split"] == "validation" else "train"  # run_one's
+    todo = [r for r in runs if not kept(kept_dir / r["name"], configs[r["name"]], r["seed"], split(r))]
     print(f"{len(runs) - len(todo)} network runs already kept in {kept_dir}, {len(todo)} to train", flush=True)
     todo.sort(key=lambda r: (SPLITS.index(r["split"]), -configs[r["name"]].passes * r["train_size"]))
     by_label = {f"{r['split']} {r['setting']} seed {r['seed']}": r for r in todo}
-    run_all([job(label, configs[r["name"]], r["seed"], cache / r["name"], "validation" if r["split"] == "validation" else "train",
+    run_all([job(label, configs[r["name"]], r["seed"], cache / r["name"], split(r),
                  eval_train="last", may_fail=True)
              for label, r in by_label.items()], workers,
             on_finish=lambda label: keep(cache / by_label[label]["name"], kept_dir / by_label[label]["name"]))

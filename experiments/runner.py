@@ -227,9 +227,9 @@ def folder(name):
     return name.replace(" ", "_")
 
 
-def kept(dest, config, seed):
-    """Whether `dest` holds a finished validation run of this config and seed (config.json, all passes
-    in metrics.csv)."""
+def kept(dest, config, seed, split="validation"):
+    """Whether `dest` holds a finished run of this config and seed on `split` ("validation" or "train":
+    run_one's), with config.json and all passes in metrics.csv."""
     import pandas as pd
     from repro.config import Config
     try:
@@ -237,7 +237,8 @@ def kept(dest, config, seed):
         passes = len(pd.read_csv(dest / "metrics.csv"))
     except (OSError, ValueError):
         return False
-    trains = replace(config, train_size=VALIDATION_TRAIN)  # as run_one records a validation run
+    # as run_one records a validation run: at most the 50,000 images that train
+    trains = replace(config, train_size=min(config.train_size, VALIDATION_TRAIN)) if split == "validation" else config
     try:
         same = Config.from_dict(stored) == trains
     except (TypeError, ValueError):

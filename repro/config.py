@@ -20,6 +20,7 @@ CHOICES = {
     "subsampling_input": ("sum", "average"),
     "c3": ("table", "full"),
     "output": ("rbf", "linear"),
+    "prototypes": ("bitmaps", "distant"),
     "init": ("paper", "default"),
     "bias_init": ("uniform", "zero"),
     "subsampling_init": ("uniform", "one", "authors"),
@@ -70,6 +71,7 @@ class Config:
     subsampling_input: str = "average"  # A1, DEPARTURE: Sec. II-B adds the four inputs (Sec. II-A: "average")
     c3: str = "table"  # Table I
     output: str = "rbf"  # Euclidean RBF with fixed 7x12 prototypes (A4)
+    prototypes: str = "bitmaps"  # A4: the hand-drawn 7x12 bitmaps, or "distant" codes (repro/prototypes.py)
     init: str = "paper"  # uniform +-init_scale / F**init_fan_power (Appendix A)
     init_scale: float = paper.INIT_SCALE
     init_fan_power: float = 0.5  # A2, DEPARTURE: the text's +-2.4/F is 1.0; 0.5 is +-2.4/sqrt(F)
@@ -133,7 +135,7 @@ class Config:
     def _check_other_network(self):
         """The networks of Sec. III-C are built from the paper's layers only: LeNet-5's ablations
         (another activation, pooling, head, C3 table, Adam, the input variants) do not apply to them."""
-        lenet5_only = ("activation", "subsampling", "c3", "output", "input", "optimizer")
+        lenet5_only = ("activation", "subsampling", "c3", "output", "prototypes", "input", "optimizer")
         changed = [f for f in lenet5_only if getattr(self, f) != getattr(Config, f)]
         if changed:
             raise ValueError(f"config.network={self.network!r} keeps the paper's {', '.join(changed)}; "
@@ -172,6 +174,7 @@ VARIANTS = {
     "max-pool": dict(subsampling="max"),
     "full-c3": dict(c3="full"),
     "softmax-ce": dict(output="linear", loss="ce"),
+    "distant-codes": dict(prototypes="distant"),  # A4: RBF codes 40-42 apart instead of the bitmaps (11 for 0-6)
     "place-code": dict(network="lenet5-place"),  # LeNet-4's head: C5's 120 units feed 10 place-code units, no F6/RBF
     "eq8": dict(loss="ml"),
     "default-init": dict(init="default"),

@@ -121,7 +121,8 @@ class LeNet5(FeedForward):
         self.s4 = pool(16)
         self.c5 = layers.Convolution(16, 120)
         self.f6 = layers.FullConnection(120, 84)
-        self.output = layers.EuclideanRBF(prototypes()) if config.output == "rbf" else layers.NegatedLinear(84, 10)
+        self.output = (layers.EuclideanRBF(prototypes(config.prototypes)) if config.output == "rbf"
+                       else layers.NegatedLinear(84, 10))
         # Each layer's squashing function; plain pooling is the whole modern pooling step, unsquashed.
         plain_pool = config.subsampling != "trainable"
         self.acts = nn.ModuleDict({n: layers.Identity() if (n in ("s2", "s4") and plain_pool) else act()

@@ -202,3 +202,12 @@ def test_variants_counts():
 
 def test_layer_names():
     assert LAYER_NAMES == ("c1", "s2", "c3", "s4", "c5", "f6", "output")
+
+
+def test_distant_codes_are_farther_apart_than_the_bitmaps():
+    """The distant-codes ablation (A4): +-1 codes 40 to 42 apart, where the bitmaps put 0 and 6 11 apart."""
+    hamming = lambda p: (p[:, None] != p[None]).sum(-1)[~torch.eye(10, dtype=torch.bool)]
+    codes, bitmaps = prototypes("distant"), prototypes()
+    assert codes.shape == bitmaps.shape == (10, 84) and set(codes.unique().tolist()) == {-1.0, 1.0}
+    assert (hamming(codes).min(), hamming(codes).max(), hamming(bitmaps).min()) == (40, 42, 11)
+    assert torch.equal(LeNet5(get_config("distant-codes")).output.prototypes, codes)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import protocol_study as study
+from runner import kept
 from repro import combinations, paper
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,14 +104,17 @@ def test_within_0_3_point_includes_its_bound():
 
 
 def test_a_kept_run_of_10000_images_is_recognised(tmp_path):
-    """runner.kept takes every validation run for one of 50,000 images; finished() compares the config as trained."""
+    """runner.kept compares the config as trained: a validation run of 10,000 images records 10,000, of
+    50,000 or more 50,000, and a run on the test split its own."""
     r = next(r for r in study.settings() if r["method"] == "mlp-300" and r["train_size"] == 10_000)
     c = study.config(r)
     (tmp_path / "config.json").write_text(json.dumps(dict(c.to_dict(), seed=r["seed"])))
     pd.DataFrame({"pass": range(1, c.passes + 1)}).to_csv(tmp_path / "metrics.csv", index=False)
-    assert study.finished(tmp_path, c, r["seed"])
-    assert not study.finished(tmp_path, c, r["seed"] + 1) and not study.finished(tmp_path, replace(c, passes=20), r["seed"])
-    assert not study.finished(tmp_path / "missing", c, r["seed"])
+    assert kept(tmp_path, c, r["seed"]) and kept(tmp_path, c, r["seed"], "train")
+    assert not kept(tmp_path, c, r["seed"] + 1) and not kept(tmp_path, replace(c, passes=20), r["seed"])
+    assert not kept(tmp_path / "missing", c, r["seed"])
+    (tmp_path / "config.json").write_text(json.dumps(dict(replace(c, train_size=50_000).to_dict(), seed=r["seed"])))
+    assert kept(tmp_path, replace(c, train_size=60_000), r["seed"]) and not kept(tmp_path, replace(c, train_size=60_000), r["seed"], "train")
 
 
 @pytest.mark.parametrize("args, names", [(["--seeds", "0", "0"], "seeds must be distinct"),
