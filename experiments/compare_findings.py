@@ -9,8 +9,9 @@ the text's reading (regular images, homogeneous kernel) where the study chose ot
 inhomogeneous kernel on the regular images, each with the C that did best for it.
 
 Writes results/compare_findings/: findings.csv (one row per finding: the row it explains, what
-changed, the test error, the row's and the paper's), table.md and RESULTS.md's findings block
-(render(): from findings.csv and results/compare/metrics.csv only), runs/ (each run's meta.json).
+changed, the test error, the row's and the paper's), ink_loss.csv (ink_loss(): what the distortions cut
+from the 28x28 networks' view), table.md and RESULTS.md's findings block (render(): from those two and
+results/compare/metrics.csv only), runs/ (each run's meta.json).
 Runs are cached in runs/compare_findings/ and run in parallel like make compare's; only the full
 default run writes results/, and only from committed code.
 """
@@ -20,12 +21,14 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from compare import run_all, seeds
 from blocks import RESULTS_MD, write, write_invocation
 from runner import ROOT, add_scratch_arg, at_least_one, confirm_outputs, keep_provenance, output_dirs
 from repro import data as mnist
-from repro import paper
+from repro import networks, paper
+from repro.distortions import RANGE_SETS, distort, ink_outside
 from repro.classical.svm import CHOSEN
 
 
@@ -101,6 +104,10 @@ def findings():
          f"{paper.MNIST_PAGE_HUGE_DISTORTIONS:.2%}), seed 0", dict(distortion_ranges="huge")),
         ("lenet4_rbf-head", "lenet4", "lenet4", "head", "LeNet-5's head: F6's 84 units and the RBF on the 7x12 bitmaps "
          "(the head study), seed 0", dict(network="lenet4-rbf")),
+        ("mlp-300_field32", "mlp-300", "mlp-300", "input field", "LeNet-5's 32x32 field (1,024 inputs), seed 0",
+         dict(network="mlp-300-field32")),
+        ("mlp-300-dist_field32", "mlp-300-dist", "mlp-300-dist", "input field", "LeNet-5's 32x32 field (1,024 inputs): "
+         "no distorted digit loses ink to a crop, seed 0", dict(network="mlp-300-field32")),
         ("mlp-300_eq8", "mlp-300", "mlp-300", "loss", "eq. 8: the mean-squared error to the place code, seed 0",
          dict(loss="ml")),
         ("mlp-300_init", "mlp-300", "mlp-300", "initialisation", "the text's +-2.4/F initialisation, seed 0",
@@ -122,9 +129,25 @@ def findings():
     ]
 
 
+CROPPED = networks.get("mlp-300").field  # the side the 28x28 networks crop the distorted 32x32 field to
+
+
+def ink_loss(images):
+    """ink_loss.csv's rows: per range set of repro.distortions, the share of ink that one draw of
+    distortions of `images` (uint8 28x28) puts outside the central CROPPED box."""
+    x = mnist.preprocess(images)
+    rows = []
+    for name, ranges in RANGE_SETS.items():
+        lost = ink_outside(distort(x, torch.Generator().manual_seed(0), ranges), CROPPED)
+        rows.append(dict(ranges=name, over_1pct=float((lost > 0.01).double().mean()), mean=float(lost.mean()),
+                         max=float(lost.max())))
+    return pd.DataFrame(rows)
+
+
 def render(results_dir):
-    """table.md and RESULTS.md's findings block, from findings.csv and results/compare/metrics.csv."""
+    """table.md and RESULTS.md's findings block, from findings.csv, ink_loss.csv and results/compare/metrics.csv."""
     f = pd.read_csv(Path(results_dir) / "findings.csv")
+    ink = pd.read_csv(Path(results_dir) / "ink_loss.csv")
     rows = pd.read_csv(Path(results_dir).parent / "compare" / "metrics.csv").set_index(["method", "seed"])
     lines = ["| row | what changes | row's error, same seed | with the change | paper |", "|---|---|---|---|---|"]
     for r in f.itertuples():
@@ -143,7 +166,11 @@ def render(results_dir):
                  f"{boosted.test_error[exits.seed].mean():.2%} on the same seeds), {exits.macs.mean():,.0f} multiply-adds "
                  f"per recognition, {exits.macs.mean() / lenet4:.2f}x LeNet-4's (all three nets: "
                  f"{boosted.macs[exits.seed].mean() / lenet4:.2f}x; the paper: {paper.BOOSTED_NETS_RUN:.2f}x).")
-    table = "\n".join(lines) + "\n\nMultiply-adds per recognition where a finding changes them (the row's, same seed, " \
+    ink_line = (f"Ink that distortions put outside the central {CROPPED}x{CROPPED} box that the {CROPPED}x{CROPPED} networks' "
+                "[dist] rows see (one draw for the 60,000 training digits, repro.distortions.ink_outside): "
+                + "; ".join(f"{r.ranges} ranges: {r.over_1pct:.1%} of the digits lose more than 1% of their ink (mean "
+                            f"{r.mean:.2%}, at most {r.max:.0%})" for r in ink.itertuples()) + ".")
+    table = "\n".join(lines) + "\n\n" + ink_line + "\n\nMultiply-adds per recognition where a finding changes them (the row's, same seed, " \
         "to the finding's): " + "; ".join(costs) + ".\n\nWith mu = 0.1 on every seed of a row, its test error (mean " \
         "and median over the seeds) against the row's: " + cap + ".\n\n" + exit_line + "\n"
     head = ("# What moves the rows that miss the paper\n\nGenerated by `make compare-findings`: each line changes "
@@ -177,6 +204,7 @@ def main():
         keep_provenance(where, out / "runs" / label)
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(f).to_csv(out / "findings.csv", index=False)
+    ink_loss(mnist.load_split("train")[0]).to_csv(out / "ink_loss.csv", index=False)
     write_invocation(out, time.time() - t0)
     texts = render(out)
     write(out, texts, blocks=not args.scratch)

@@ -76,6 +76,17 @@ def resample(images, theta, batch=10_000):
     return out
 
 
+def ink_outside(images, side):
+    """The share of each image's ink (above background) outside the central side x side box of its
+    field, images (N, 1, F, F) in the paper's scaling: what a network with side x side inputs, which
+    sees the distorted 32x32 field cropped (repro.train.crop), never sees. float64 (N,)."""
+    ink = (images[:, 0] - paper.INPUT_BACKGROUND).clamp_min(0).double()  # in their own precision: background is 0
+    m = (images.shape[-1] - side) // 2
+    total = ink.sum((1, 2))
+    inside = ink[:, m:m + side, m:m + side].sum((1, 2))
+    return torch.where(total > 0, 1 - inside / total.clamp_min(1e-12), torch.zeros_like(total))
+
+
 def distorted_pool(images, copies, generator, ranges=RANGES):
     """The paper's distorted training set: the originals, then `copies` distorted copies of each
     (pattern k >= N is a copy of original k mod N)."""

@@ -69,3 +69,12 @@ def test_the_huge_ranges_are_twice_a11s_and_the_small_ones_half():
     for kind in ("scale", "squeeze", "shear"):
         assert RANGE_SETS["huge"][kind] == 2 * RANGES[kind] and RANGE_SETS["small"][kind] == RANGES[kind] / 2
     assert RANGE_SETS["small"]["translate"] < RANGES["translate"] < RANGE_SETS["huge"]["translate"]
+
+
+def test_ink_outside_counts_what_a_crop_cuts():
+    from repro.distortions import ink_outside
+    x = torch.full((3, 1, 32, 32), paper.INPUT_BACKGROUND)
+    x[0, 0, 10:20, 10:20] = paper.INPUT_INK  # inside the central 28x28
+    x[1, 0, 0:2, 10:20] = paper.INPUT_INK  # 20 pixels in the 2-pixel band outside it ...
+    x[1, 0, 10:16, 10:20] = paper.INPUT_INK  # ... and 60 inside
+    assert ink_outside(x, 28).tolist() == [0.0, 0.25, 0.0]  # an empty image loses nothing
