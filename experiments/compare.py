@@ -276,8 +276,19 @@ def headline(m):
         said.append(f"\"{claim}\" {verdict} here ({t['diff'] * 100:+.2f} points over {t['n']} paired seeds, "
                     f"Holm-adjusted p = {h['p_holm']:.3f})")
     lines += ["", "Test error on MNIST's 10,000 test images ([RESULTS.md](RESULTS.md), \"The comparison of Fig. 9\"). "
-              f"The paper's {said[0]}; its {said[1]}; its {said[2]}."]
+              f"The paper's {said[0]}; its {said[1]}; its {said[2]}. {why()}"]
     return "\n".join(lines) + "\n"
+
+
+def why():
+    """The two pre-registered studies' main effects on the validation split, from their decision.json."""
+    decision = lambda study: json.loads((ROOT / "results" / study / "decision.json").read_text())
+    recipe, head = decision("recipe_study"), decision("head_study")
+    mu = next(c for c in recipe["comparisons"] if c["factor"] == "mu" and c["candidate"] == recipe["mu"])
+    rbf = next(c for c in head["comparisons"] if c["test"] == "head")
+    return (f"Why, on the validation split: the text's mu = {paper.MU:g} costs LeNet-5 {-mu['diff'] * 100:.2f} point "
+            f"against the recipe study's {recipe['mu']:g} (`results/recipe_study/`), and at matched mu LeNet-5's "
+            f"F6 + RBF head costs {rbf['diff'] * 100:.2f} point against LeNet-4's place code (`results/head_study/`).")
 
 
 def render(results_dir):
