@@ -130,3 +130,14 @@ def test_each_network_of_the_comparison_trains_with_its_own_mu():
         assert combinations.row_config(*combinations.network_of(row)).mu == paper.MU, row
     swapped = combinations.row_config("lenet4", "none", dict(network="lenet5", loss="ml"))
     assert (swapped.network, swapped.mu, swapped.loss) == ("lenet5", Config.mu, "ml")
+
+
+def test_lenet4s_rows_take_the_mu_the_head_study_decided():
+    """LeNet-4's rows (and the finding with LeNet-5's head) take the mu that the pre-registered head study's
+    rule gave them on the validation split (results/head_study/decision.json)."""
+    import json
+    from pathlib import Path
+    decision = json.loads((Path(__file__).resolve().parents[1] / "results" / "head_study" / "decision.json").read_text())
+    for row in ("lenet4", "lenet4-knn", "boosted-lenet4-dist"):
+        assert combinations.row_config(*combinations.network_of(row)).mu == decision["lenet4_mu"], row
+    assert combinations.row_config("lenet4", "none", dict(network="lenet4-rbf")).mu == decision["lenet4_mu"]
