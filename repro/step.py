@@ -36,7 +36,7 @@ from .sdlm import hessian_diagonal
 
 BLOCK = 8  # patterns per compiled call: 4 gives 4,200/s, 8 gives 5,100/s, 16 no more (make bench, 1 core)
 _FAST_STEPS = {}  # the fast steps (native or compiled) built in this process, by network, device and build
-_NETWORK_FIELDS = ("network", "activation", "subsampling", "subsampling_input", "c3", "output", "loss", "j")
+_NETWORK_FIELDS = ("network", "activation", "subsampling", "subsampling_input", "c3", "output", "prototypes", "loss", "j")
 
 
 def eager_step(template, loss_fn):

@@ -141,3 +141,23 @@ def test_without_a_compiler_the_native_tests_are_skipped_and_the_run_says_so(tmp
     assert done.stdout.startswith("NOT RUN: the golden proof (tests/test_golden.py) and the other native-code tests; "
                                   "the native code is unavailable here: no C compiler (")
     assert "\n3 skipped in " in done.stdout
+
+
+def test_variants_that_share_a_cached_step_build_the_same_network():
+    """make_step caches one step per _NETWORK_FIELDS: two configs with the same key must build the same
+    layers and fixed buffers (RBF prototypes, pooling scales), or a process that trains one variant after
+    another would train the second with the first's network."""
+    built = {}
+    for name in VARIANTS:
+        config = get_config(name)
+        template = step_module.build(config)
+        key = tuple(getattr(config, f) for f in step_module._NETWORK_FIELDS)
+        shapes = {k: tuple(v.shape) for k, v in template.state_dict().items()}
+        buffers = {k: v for k, v in template.named_buffers()}
+        if key in built:
+            other_name, other_shapes, other_buffers = built[key]
+            assert shapes == other_shapes, (name, other_name)
+            assert buffers.keys() == other_buffers.keys() and all(torch.equal(buffers[k], other_buffers[k]) for k in buffers), \
+                (name, other_name)
+        else:
+            built[key] = (name, shapes, buffers)
