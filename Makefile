@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SEEDS ?=  # empty: each target's default seeds (reproduce 0-9, paper-literal 0-4; distortions 0-4; training-size 0-2; ablations 0-4)
+SEEDS ?=  # empty: each target's default seeds (reproduce 0-9, paper-literal 0-4; distortions 0-9, distortions-fresh 0-4; training-size 0-2; ablations 0-4)
 SEED_ARGS = $(if $(strip $(SEEDS)),--seeds $(SEEDS))
 # Only a target's full default run writes results/ (and RESULTS.md, README.md), and only from committed code.
 # SCRATCH=1 sends any run to the git-ignored scratch/ (runs with other SEEDS, VARIANTS or
