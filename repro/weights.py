@@ -2,10 +2,7 @@
 the config it was trained with and the run's provenance, checked by a SHA-256 when read, so that
 weights can neither load into a network of another config nor pass unnoticed when damaged."""
 import json
-import warnings
 from pathlib import Path
-
-import torch
 
 from .config import Config
 from .files import atomic_save, load_checked
@@ -23,31 +20,10 @@ def publish(run_dir, dest):
 
 
 def read(path):
-    """dict(model=state_dict, config=Config, seed, provenance) of a weights file, after its check.
-    A file written before weights carried their config and SHA-256 (a bare state_dict) is read with
-    the config.json beside it and a warning: nothing checks its contents."""
+    """dict(model=state_dict, config=Config, seed, provenance) of a weights file, after its check."""
     path = Path(path)
-    remedy = f"restore it with `git checkout -- {path}` or rerun the make target that wrote it"
-    legacy = _legacy(path)
-    if legacy is None:
-        stored = load_checked(path, remedy)
-        return dict(stored, config=Config.from_dict(stored["config"]))
-    warnings.warn(f"{path} predates checksummed weights: its contents are not checked ({remedy} with this code)",
-                  RuntimeWarning, stacklevel=2)
-    stored = json.loads((path.parent / "config.json").read_text())
-    meta = path.parent / "meta.json"
-    return dict(model=legacy, config=Config.from_dict(stored), seed=stored.get("seed"),
-                provenance=json.loads(meta.read_text()) if meta.exists() else {})
-
-
-def _legacy(path):
-    """The bare state_dict of an old weights file, or None for a checked one (or one that fails to load:
-    load_checked then says why)."""
-    try:
-        obj = torch.load(path, weights_only=True)
-    except Exception:  # noqa: BLE001 - load_checked reports it with the file and the remedy
-        return None
-    return obj if isinstance(obj, dict) and "sha256" not in obj and "model" not in obj else None
+    stored = load_checked(path, f"restore it with `git checkout -- {path}` or rerun the make target that wrote it")
+    return dict(stored, config=Config.from_dict(stored["config"]))
 
 
 def load(path, config: Config = None):

@@ -8,8 +8,6 @@ from repro import data, pretrained
 from repro.predict import main, normalise
 from repro.rejection import top_two_gap
 
-# the committed weights predate their checksums until the runs are regenerated: repro.weights warns
-pytestmark = pytest.mark.filterwarnings("ignore:.*predates checksummed weights:RuntimeWarning")
 
 # Digits as a hand draws them: strokes 14 pixels wide on a 200x240 page (lines, ellipses, arcs in degrees)
 STROKES = {0: [("ellipse", (60, 30, 140, 210))], 1: [("line", [(100, 30), (100, 210)])],
