@@ -158,6 +158,11 @@ def run_all(jobs, workers, run=run_one):
             print(f"[{done}/{len(jobs)}] {name} seed {seed}: {state}", flush=True)
 
 
+def results(jobs):
+    """The finished jobs' result.json, a row each."""
+    return [json.loads((Path(where) / "result.json").read_text()) for _, _, where, *_ in jobs]
+
+
 def lenet_rows():
     """The LeNet-5 rows: the last pass of each seed in the committed results of the two targets, with
     the rejection of Fig. 10 from each seed's committed weights and the counts of Figs. 11-12."""
@@ -390,7 +395,7 @@ def main():
                   key=lambda j: (shares_work(j[0]) and j[1] != seeds(j[0])[0], ORDER.index(j[0]), j[1]))
     t0 = time.time()
     run_all(jobs, args.workers)
-    m = pd.DataFrame([json.loads((Path(where) / "result.json").read_text()) for _, _, where in jobs] + lenet_rows())
+    m = pd.DataFrame(results(jobs) + lenet_rows())
     m["paper_error"] = m.method.map(paper.FIG9_ERROR)
     order = {n: i for i, n in enumerate(paper.FIG9_ERROR)}
     m = m.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)

@@ -20,9 +20,7 @@ runs/ (each run's config.json and meta.json).
 Runs are cached in runs/mu_study/ (an interrupted study resumes). Only the full default run writes
 results/, and only from committed code; any other, or --scratch, writes scratch/.
 """
-import argparse
 import json
-import os
 import shutil
 import statistics
 from pathlib import Path
@@ -33,8 +31,8 @@ from scipy.stats import ttest_rel
 from repro import paper
 from repro.config import get_config
 from blocks import write
-from runner import (add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep_provenance,
-                    output_dirs, quick_overrides, run_all, validated)
+from runner import (QUICK_PASSES, check_seeds, confirm_outputs, job, keep_provenance, output_dirs, quick_look, run_all,
+                    study_parser, validated)
 
 SEEDS = [0, 1, 2, 3, 4]
 MU_CANDIDATES = (paper.MU, 0.05, 0.1, 0.2)  # the text's first
@@ -106,15 +104,9 @@ def render(results_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 allow_abbrev=False)
-    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
-    ap.add_argument("--workers", type=at_least_one, default=os.cpu_count())
-    ap.add_argument("--passes", type=at_least_one, help="fewer passes, for a quick look (not the study)")
-    add_scratch_arg(ap)
+    ap = study_parser(__doc__, SEEDS, passes_help=QUICK_PASSES)
     args = ap.parse_args()
-    quick = quick_overrides(args)
-    scratch = bool(quick) or args.seeds != SEEDS or args.scratch
+    quick, scratch = quick_look(args, SEEDS)
     out, runs = output_dirs("mu_study", scratch, overrides=quick)
 
     def configs():  # every config this invocation trains, checked before any of them trains

@@ -21,9 +21,7 @@ config, provenance and CSVs; a network run kept there with all its passes is rea
 Runs are cached in runs/protocol_study/; only the full default run writes results/, and only from
 committed code; --seeds, --passes, --train-size or --scratch write scratch/results/protocol_study/.
 """
-import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -32,8 +30,8 @@ import torch
 
 from blocks import write, write_invocation
 from compare import run_all as run_classical, save_result
-from runner import (VALIDATION_TRAIN, add_scratch_arg, at_least_one, check_seeds, confirm_outputs, job, keep, kept,
-                    keep_provenance, output_dirs, quick_overrides, run_all, train_size, validated)
+from runner import (VALIDATION_TRAIN, check_seeds, confirm_outputs, job, keep, kept, keep_provenance, output_dirs, quick_look,
+                    run_all, study_parser, train_size, validated)
 from repro import classical, combinations, paper
 from repro import data as mnist
 
@@ -249,16 +247,12 @@ def render(results_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS, help="the network's seeds (k-NN draws nothing)")
-    ap.add_argument("--workers", type=at_least_one, default=os.cpu_count())
-    ap.add_argument("--passes", type=at_least_one, help="every network trains this many passes, for a quick look (not the study)")
+    ap = study_parser(__doc__, SEEDS, seeds_help="the network's seeds (k-NN draws nothing)",
+                      passes_help="every network trains this many passes, for a quick look (not the study)")
     ap.add_argument("--train-size", type=train_size,
                     help="at most this many training images (and k-NN references) per run, for a quick look (not the study)")
-    add_scratch_arg(ap)
     args = ap.parse_args()
-    quick = quick_overrides(args)
-    scratch = bool(quick) or args.seeds != SEEDS or args.scratch
+    quick, scratch = quick_look(args, SEEDS)
     out, cache = output_dirs("protocol_study", scratch, overrides=quick)
 
     def build():  # every run and config, checked before anything trains

@@ -10,9 +10,7 @@ larger ridge. The row then takes it (repro.classical.rbf.RIDGE; a test ties them
 Writes results/rbf_search/: metrics.csv (one row per ridge and seed), decision.json, table.md
 (render(): from those two files only), runs/ (each run's meta.json), invocation.json.
 """
-import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -20,9 +18,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from blocks import write, write_invocation
-from compare import run_all, save_result
-from runner import add_scratch_arg, at_least_one, confirm_outputs, keep_provenance, output_dirs
+from compare import results, run_all, save_result
+from runner import confirm_outputs, finish_study, output_dirs, study_parser
 from repro import data as mnist
 from repro.classical.linear import RIDGE  # the candidates are multiples of the linear classifiers' ridge
 from repro.classical.rbf import RBFNetwork
@@ -74,27 +71,18 @@ def render(results_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 allow_abbrev=False)
-    ap.add_argument("--workers", type=at_least_one, default=os.cpu_count())
-    add_scratch_arg(ap)
-    args = ap.parse_args()
+    args = study_parser(__doc__).parse_args()
     out, runs = output_dirs("rbf_search", args.scratch)
     confirm_outputs("make rbf-search", args.scratch, out, runs)
     mnist.ensure_mnist()
     jobs = [(label(f, s), s, str(runs / label(f, s)), RIDGE * f) for f in FACTORS for s in SEEDS]
     t0 = time.time()
     run_all(jobs, args.workers, run_one)
-    m = pd.DataFrame([json.loads((Path(w) / "result.json").read_text()) for _, _, w, _ in jobs])
+    m = pd.DataFrame(results(jobs))
     out.mkdir(parents=True, exist_ok=True)
     m.to_csv(out / "metrics.csv", index=False)
     (out / "decision.json").write_text(json.dumps(dict(rule=RULE, chosen_ridge=decide(m)), indent=1) + "\n")
-    for _, _, where, _ in jobs:
-        keep_provenance(where, out / "runs" / Path(where).name)
-    write_invocation(out, time.time() - t0)
-    texts = render(out)
-    write(out, texts, blocks=False)
-    print(texts["table.md"])
+    finish_study(out, render, [where for _, _, where, _ in jobs], t0)
 
 
 if __name__ == "__main__":

@@ -24,18 +24,14 @@ Writes results/recipe_study/: metrics.csv (one row per setting, seed and pass; v
 all its passes is read, not trained again: an invocation stopped part-way resumes from the committed
 runs of an earlier one (their meta.json names the commit that made each).
 """
-import argparse
 import json
-import os
 import statistics
 from pathlib import Path
 
 import pandas as pd
 
 from repro import paper
-from repro.config import get_config
-from blocks import write
-from runner import add_scratch_arg, at_least_one, check_seeds, confirm_outputs, output_dirs, quick_overrides, validated, validation_study
+from runner import finish_study, settings_study
 from stats import ALPHA, holm, paired
 
 SEEDS = list(range(10))
@@ -120,31 +116,11 @@ def render(results_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 allow_abbrev=False)
-    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
-    ap.add_argument("--workers", type=at_least_one, default=os.cpu_count())
-    ap.add_argument("--passes", type=at_least_one, help="fewer passes, for a quick look (not the study)")
-    add_scratch_arg(ap)
-    args = ap.parse_args()
-    quick = quick_overrides(args)
-    scratch = bool(quick) or args.seeds != SEEDS or args.scratch
-    out, runs = output_dirs("recipe_study", scratch, overrides=quick)
-
-    def configs():
-        check_seeds(args.seeds, tested=True)
-        return {name: get_config("paper", **o, **quick) for name, o in settings().items()}
-    config = validated(ap, configs)
-    confirm_outputs("make recipe-study", scratch, out, runs)
-    metrics, eps = validation_study(config, args.seeds, out / "runs", runs, args.workers)
-    last = metrics.groupby(["setting", "seed"], sort=False).tail(1)
-    decision = dict(rule="PAPER_NOTES.md, \"The recipe study\"", **decide(
-        {name: dict(zip(g.seed, g.val_error)) for name, g in last.groupby("setting", sort=False)}))
+    out, metrics, eps, decision = settings_study(__doc__, "recipe_study", SEEDS, settings, decide, "PAPER_NOTES.md, \"The recipe study\"")
     metrics.to_csv(out / "metrics.csv", index=False)
     eps.to_csv(out / "eps.csv", index=False)
     (out / "decision.json").write_text(json.dumps(decision, indent=1) + "\n")
-    write(out, render(out), blocks=False)
-    print((out / "table.md").read_text())
+    finish_study(out, render)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ import torch
 
 from repro import data as mnist
 from repro import paper
-from repro.config import Config
+from repro.config import Config, get_config
 from repro.provenance import DirtyTree, library_sha256, require_clean_code
 from repro.train import eta_text, train
 from repro.weights import publish
+from blocks import write, write_invocation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -197,6 +198,29 @@ def quick_overrides(args):
     return {k: v for k in ("passes", "train_size") if (v := getattr(args, k, None)) is not None}
 
 
+QUICK_PASSES = "fewer passes, for a quick look (not the study)"
+
+
+def study_parser(doc, seeds=None, seeds_help=None, passes_help=None):
+    """The arguments the studies share: --seeds (if the study has `seeds`), --workers, --passes (if
+    `passes_help`) and --scratch."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    if seeds is not None:
+        ap.add_argument("--seeds", type=int, nargs="+", default=seeds, help=seeds_help)
+    ap.add_argument("--workers", type=at_least_one, default=os.cpu_count())
+    if passes_help:
+        ap.add_argument("--passes", type=at_least_one, help=passes_help)
+    add_scratch_arg(ap)
+    return ap
+
+
+def quick_look(args, seeds):
+    """(the quick look's config overrides, whether the outputs go to scratch/): a quick look, other
+    seeds than the study's or --scratch never write results/."""
+    quick = quick_overrides(args)
+    return quick, bool(quick) or args.seeds != seeds or args.scratch
+
+
 def check_seeds(seeds, tested=False):
     """Seeds are non-negative and distinct (a repeated seed would train and count the same run twice);
     with `tested` (a study decided by paired t-tests over the seeds) at least two, as one gives no test."""
@@ -272,3 +296,35 @@ def validation_study(configs, seeds, kept_dir, runs, workers):
               for f in ("metrics.csv", "eps.csv")}
     metrics = frames["metrics.csv"].rename(columns={"test_error": "val_error", "test_loss": "val_loss", "test_misses": "val_misses"})
     return metrics, frames["eps.csv"]
+
+
+def settings_study(doc, experiment, seeds, settings, decide, rule):
+    """The recipe and head studies: each of settings() ({name: overrides of the "paper" variant}) x
+    seed on the validation split, then decide({name: {seed: the last pass's validation error}}).
+    Returns (out, metrics, eps, decision), the decision with `rule` first."""
+    ap = study_parser(doc, seeds, passes_help=QUICK_PASSES)
+    args = ap.parse_args()
+    quick, scratch = quick_look(args, seeds)
+    out, runs = output_dirs(experiment, scratch, overrides=quick)
+
+    def configs():
+        check_seeds(args.seeds, tested=True)
+        return {name: get_config("paper", **o, **quick) for name, o in settings().items()}
+    config = validated(ap, configs)
+    confirm_outputs(f"make {experiment.replace('_', '-')}", scratch, out, runs)
+    metrics, eps = validation_study(config, args.seeds, out / "runs", runs, args.workers)
+    last = metrics.groupby(["setting", "seed"], sort=False).tail(1)
+    decision = dict(rule=rule, **decide({name: dict(zip(g.seed, g.val_error)) for name, g in last.groupby("setting", sort=False)}))
+    out.mkdir(parents=True, exist_ok=True)
+    return out, metrics, eps, decision
+
+
+def finish_study(out, render, run_dirs=(), t0=None):
+    """The end of a study: each run's provenance kept under out/runs, the wall time since `t0` (if
+    given), then render(out)'s texts written; prints table.md."""
+    for where in run_dirs:
+        keep_provenance(where, out / "runs" / Path(where).name)
+    if t0 is not None:
+        write_invocation(out, time.time() - t0)
+    write(out, render(out), blocks=False)
+    print((out / "table.md").read_text())

@@ -19,18 +19,15 @@ validation errors, support vectors, seconds), reduced_set.csv, decision.json (th
 choices), table.md (render(): from those files only), runs/ (each run's meta.json). Runs are cached
 in runs/svm_search/; only the full default run writes results/, and only from committed code.
 """
-import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from blocks import write, write_invocation
-from compare import run_all, save_result
-from runner import add_scratch_arg, at_least_one, confirm_outputs, keep_provenance, output_dirs
+from compare import results, run_all, save_result
+from runner import confirm_outputs, finish_study, output_dirs, study_parser
 from repro import data as mnist
 from repro.classical.linear import Pairwise
 from repro.classical.svm import SVM, ReducedSetSVM
@@ -173,30 +170,21 @@ def render(results_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 allow_abbrev=False)
-    ap.add_argument("--workers", type=at_least_one, default=os.cpu_count())
-    add_scratch_arg(ap)
-    args = ap.parse_args()
+    args = study_parser(__doc__).parse_args()
     out, runs = output_dirs("svm_search", args.scratch)
     confirm_outputs("make svm-search", args.scratch, out, runs)
     mnist.ensure_mnist()
     jobs = [(label(*t), 0, str(runs / label(*t)), t) for t in candidates()]
     t0 = time.time()
     run_all(jobs, args.workers, run_one)
-    m = pd.DataFrame([json.loads((Path(w) / "result.json").read_text()) for _, _, w, _ in jobs])
+    m = pd.DataFrame(results(jobs))
     decision = decide(m)
     rs = reduced_set(decision["svm"][RS_DEGREE], runs / "reduced_set")
     out.mkdir(parents=True, exist_ok=True)
     m.to_csv(out / "metrics.csv", index=False)
     rs.to_csv(out / "reduced_set.csv", index=False)
     (out / "decision.json").write_text(json.dumps(dict(rule=RULE, **decision), indent=1) + "\n")
-    for _, _, where, _ in jobs + [(None, None, runs / "reduced_set", None)]:
-        keep_provenance(where, out / "runs" / Path(where).name)
-    write_invocation(out, time.time() - t0)
-    texts = render(out)
-    write(out, texts, blocks=False)
-    print(texts["table.md"])
+    finish_study(out, render, [where for _, _, where, _ in jobs] + [runs / "reduced_set"], t0)
 
 
 if __name__ == "__main__":
