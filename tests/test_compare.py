@@ -48,6 +48,19 @@ def test_findings_change_rows_that_exist_with_options_their_methods_take():
         assert change.get("version", method.version) in versions.VERSIONS, label
 
 
+def test_the_svm_findings_are_the_readings_the_svm_study_did_not_choose():
+    chosen = dict(version="regular", coef0=1.0, c=10.0)
+    study = dict(svm={4: chosen, 5: dict(chosen, version="deskew"), 9: dict(chosen, version="deskew")},
+                 text={4: 100.0, 5: 100.0, 9: 1000.0}, inhomogeneous={4: 10.0, 5: 1.0, 9: 10.0}, pairwise="deskew")
+    found = {label: change for label, *_, change in compare_findings.svm_findings(study)}
+    assert "svm-poly4_coef0" not in found  # degree 4's inhomogeneous reading is its row
+    assert found["svm-poly4_text"] == dict(version="regular", coef0=0.0, c=100.0)
+    assert found["rs-svm-poly5_coef0"] == dict(version="regular", coef0=1.0, c=1.0)
+    assert found["v-svm-poly9-dist_text"] == dict(version="regular", coef0=0.0, c=1000.0)
+    assert found["pairwise_text"] == dict(version="regular")
+    assert "pairwise_text" not in {label for label, *_ in compare_findings.svm_findings(dict(study, pairwise="regular"))}
+
+
 def test_the_findings_rerun_every_run_of_make_compare_that_loses_a_class():
     m = pd.read_csv(ROOT / "results" / "compare" / "metrics.csv")
     lost = m[m.classes_lost > 0]
