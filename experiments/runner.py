@@ -320,8 +320,11 @@ def settings_study(doc, experiment, seeds, settings, decide, rule):
 
 
 def finish_study(out, render, run_dirs=(), t0=None):
-    """The end of a study: each run's provenance kept under out/runs, the wall time since `t0` (if
-    given), then render(out)'s texts written; prints table.md."""
+    """The end of a study: each run's provenance kept under out/runs (emptied first, so that no run
+    of an earlier grid stays), the wall time since `t0` (if given), then render(out)'s texts written;
+    prints table.md."""
+    if run_dirs:
+        shutil.rmtree(out / "runs", ignore_errors=True)
     for where in run_dirs:
         keep_provenance(where, out / "runs" / Path(where).name)
     if t0 is not None:
