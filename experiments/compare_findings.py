@@ -72,6 +72,12 @@ def findings():
            "boosted-lenet4-dist", "early exit", "net 1 alone where its top-two gap is above the largest at which "
            f"it disagrees with the three nets on the training images (A29), seed {seed}",
            dict(early_exit=True, seed=seed)) for seed in seeds("boosted-lenet4-dist")],
+        ("v-svm-poly9-dist_translations", "v-svm-poly9-dist", "v-svm-poly9-dist", "virtual SVs",
+         "the 4 one-pixel translations of each support vector (Burges & Schoelkopf 1997) instead of 4 distorted "
+         "copies, seed 0", dict(virtual="translations")),
+        ("v-svm-poly9-dist_first", "v-svm-poly9-dist", "svm-poly4", "virtual SVs",
+         f"no virtual SVs: the degree-9 SVM (C = {CHOSEN[9]['c']:g}) that the virtual SVs start from",
+         dict(degree=9, version=CHOSEN[9]["version"], c=CHOSEN[9]["c"], coef0=CHOSEN[9]["coef0"])),
         ("rs-svm-poly5_unreduced", "rs-svm-poly5", "svm-poly4", "reduction",
          f"no reduction: the degree-5 SVM (C = {CHOSEN[5]['c']:g}) that the reduced set approximates",
          dict(degree=5, version=CHOSEN[5]["version"], c=CHOSEN[5]["c"], coef0=CHOSEN[5]["coef0"])),

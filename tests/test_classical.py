@@ -205,6 +205,24 @@ def test_distorted_copies_are_uint8_digits():
     assert not torch.equal(out[:4], x)
 
 
+def test_translated_copies_move_each_image_one_pixel_in_each_direction():
+    x = torch.zeros(2, 28, 28, dtype=torch.uint8)
+    x[0, 10, 12], x[1, 0, 27] = 200, 90  # the second one's ink sits in a corner: moved out, it is lost
+    out = svm.translated_copies(x)
+    assert out.shape == (8, 28, 28) and out.dtype == torch.uint8
+    for k, (dy, dx) in enumerate(svm.SHIFTS):
+        assert out[k * 2, 10 + dy, 12 + dx] == 200 and out[k * 2].sum() == 200
+    assert [int(out[k * 2 + 1].sum()) for k in range(4)] == [0, 90, 90, 0]  # right and up leave the field
+
+
+def test_virtual_svm_refuses_an_unknown_kind_of_copy():
+    x, y = blobs(40, 28)
+    with pytest.raises(ValueError, match="virtual must be"):
+        svm.VirtualSVM(x, y, degree=2, c=10.0, virtual="rotations")
+    with pytest.raises(ValueError, match="make 4 copies"):
+        svm.VirtualSVM(x, y, degree=2, c=10.0, copies=2, virtual="translations")
+
+
 def test_virtual_svm_first_stage_is_computed_once_and_shared(tmp_path):
     x, y = blobs(120, 28)
     first = svm.first_stage_support(x, y, 2, 10.0, cache_dir=tmp_path)

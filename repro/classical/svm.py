@@ -190,6 +190,18 @@ def distorted_copies(images, copies, generator):
     return grey.round().clamp(0, 255).to(torch.uint8)
 
 
+SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # (down, right) in pixels: right, left, down, up
+
+
+def translated_copies(images):
+    """The virtual SVs of Burges & Schoelkopf (1997): each uint8 28x28 image moved by one pixel to the
+    right, left, down and up (background enters at the edge), as uint8 28x28: copy k of image i at row
+    k * N + i, in the order of SHIFTS."""
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1))
+    size = images.shape[-1]
+    return torch.cat([padded[:, 1 - dy:1 - dy + size, 1 - dx:1 - dx + size] for dy, dx in SHIFTS])
+
+
 def first_stage_support(train_x, train_y, degree, c, coef0=0.0, cache_dir=None):
     """Training-set indices of the support vectors of the SVM that the virtual SVs start from. It
     does not depend on the seed (libsvm is deterministic), so with `cache_dir` it is computed once
@@ -211,13 +223,21 @@ def first_stage_support(train_x, train_y, degree, c, coef0=0.0, cache_dir=None):
 
 class VirtualSVM:
     """Train an SVM, keep its support vectors, add `copies` distorted copies of each (the virtual
-    support vectors, made with the paper's distortions: the [dist] of the row, A24), train again."""
+    support vectors, made with the paper's distortions: the [dist] of the row, A24), train again.
+    virtual="translations": the copies are instead the 4 one-pixel translations (translated_copies)."""
 
-    def __init__(self, train_x, train_y, seed=0, degree=9, copies=4, c=None, coef0=None, cache_dir=None):
+    def __init__(self, train_x, train_y, seed=0, degree=9, copies=4, c=None, coef0=None, cache_dir=None,
+                 virtual="distortions"):
+        if virtual not in ("distortions", "translations"):
+            raise ValueError(f"virtual must be 'distortions' or 'translations', got {virtual!r}")
+        if virtual == "translations" and copies != len(SHIFTS):
+            raise ValueError(f"the translations make {len(SHIFTS)} copies, got copies={copies}")
         c, coef0 = kernel_options(degree, c, coef0)
         sv = torch.from_numpy(first_stage_support(train_x, train_y, degree, c, coef0, cache_dir).astype(np.int64))
         generator = torch.Generator().manual_seed(seed)
-        x = torch.cat([train_x[sv], distorted_copies(train_x[sv], copies, generator)])
+        copied = (distorted_copies(train_x[sv], copies, generator) if virtual == "distortions"
+                  else translated_copies(train_x[sv]))
+        x = torch.cat([train_x[sv], copied])
         y = train_y[sv].repeat(copies + 1)
         self.svm = SVM(x, y, seed, degree, c, coef0)
 
