@@ -182,7 +182,8 @@ def fit(row, seed, where, require_portable=False, **overrides):
     config = row_config(network, distortions, overrides)
     data = load_data(config)
     own = where.parent.parent / "lenet4" / f"seed{seed}" if row in COMBINED else where
-    model = trained(config, seed, own / "training", data, require_portable, may_fail=bool(overrides))  # findings may not train
+    # a seed that stays at chance is a result of the row (A31: measured, then explained by a finding), not an error
+    model = trained(config, seed, own / "training", data, require_portable, may_fail=True)
     spec = networks.get(network)
     version = f"{spec.version} ({spec.field}x{spec.field} field)"
     test_x = crop(data["test_x"], config)

@@ -1,5 +1,6 @@
 """The neural rows of the comparison (repro/combinations.py): scores, counts, the classifiers on
 LeNet-4's features and the filtering that feeds boosting."""
+import pytest
 import torch
 
 from repro import combinations, networks
@@ -141,3 +142,21 @@ def test_lenet4s_rows_take_the_mu_the_head_study_decided():
     for row in ("lenet4", "lenet4-knn", "boosted-lenet4-dist"):
         assert combinations.row_config(*combinations.network_of(row)).mu == decision["lenet4_mu"], row
     assert combinations.row_config("lenet4", "none", dict(network="lenet4-rbf")).mu == decision["lenet4_mu"]
+
+
+def test_a_comparison_row_records_a_seed_that_stays_at_chance(monkeypatch, tmp_path):
+    """make compare reports a seed that does not train (A31: mlp-500-150-dist seed 0 ends at 90%)
+    instead of stopping on train()'s TrainingFailed: every row's training may fail."""
+    asked = {}
+
+    class Stop(Exception):
+        pass
+
+    def trained(config, seed, run_dir, data, require_portable, may_fail=False):
+        asked["may_fail"] = may_fail
+        raise Stop  # before any training
+
+    monkeypatch.setattr(combinations, "trained", trained)
+    with pytest.raises(Stop):
+        combinations.fit("mlp-500-150-dist", 0, tmp_path / "mlp-500-150-dist" / "seed0")
+    assert asked["may_fail"] is True
