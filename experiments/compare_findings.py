@@ -54,12 +54,13 @@ def svm_findings(study):
         ("pairwise_text", "pairwise", "pairwise", "preprocessing", "the text's reading: the regular images", dict(version="regular"))]
     for degree, row in SVM_ROWS.items():
         seed = ", seed 0" if degree == 9 else ""
-        for tag, what, coef0 in (("text", "the text's reading: the regular images, the homogeneous kernel (g x.y)^{}", 0.0),
-                                 ("coef0", "the regular images, the inhomogeneous kernel (g x.y + 1)^{}", 1.0)):
-            c = study[tag if tag == "text" else "inhomogeneous"][degree]
-            if dict(version="regular", coef0=coef0, c=c) != study["svm"][degree]:  # else it is the row
-                out.append((f"{row}_{tag}", row, row, "preprocessing and kernel", what.format(degree) + f", C = {c:g}{seed}",
-                            dict(version="regular", coef0=coef0, c=c)))
+        for tag, kernel, coef0, c in (("text", "the text's reading: the regular images, the homogeneous kernel (g x.y)^", 0.0,
+                                       study["text"][degree]),
+                                      ("coef0", "the regular images, the inhomogeneous kernel (g x.y + 1)^", 1.0,
+                                       study["inhomogeneous"][degree])):
+            reading = dict(version="regular", coef0=coef0, c=c)
+            if reading != study["svm"][degree]:  # else it is the row
+                out.append((f"{row}_{tag}", row, row, "preprocessing and kernel", f"{kernel}{degree}, C = {c:g}{seed}", reading))
     return out
 
 
@@ -77,10 +78,10 @@ def findings():
          "copies, seed 0", dict(virtual="translations")),
         ("v-svm-poly9-dist_first", "v-svm-poly9-dist", "svm-poly4", "virtual SVs",
          f"no virtual SVs: the degree-9 SVM (C = {CHOSEN[9]['c']:g}) that the virtual SVs start from",
-         dict(degree=9, version=CHOSEN[9]["version"], c=CHOSEN[9]["c"], coef0=CHOSEN[9]["coef0"])),
+         dict(degree=9, **CHOSEN[9])),
         ("rs-svm-poly5_unreduced", "rs-svm-poly5", "svm-poly4", "reduction",
          f"no reduction: the degree-5 SVM (C = {CHOSEN[5]['c']:g}) that the reduced set approximates",
-         dict(degree=5, version=CHOSEN[5]["version"], c=CHOSEN[5]["c"], coef0=CHOSEN[5]["coef0"])),
+         dict(degree=5, **CHOSEN[5])),
         ("rs-svm-poly5_60", "rs-svm-poly5", "rs-svm-poly5", "reduction", "60 reduced-set vectors per pair (2,700 in all)",
          dict(per_pair=60)),
         ("tangent-distance_300", "tangent-distance", "tangent-distance", "prefilter", "300 Euclidean candidates",
