@@ -133,16 +133,22 @@ def crop(images, config: Config):
 
 
 def input_side(config: Config):
-    return paper.INPUT_SIZE if config.network == LENET5 else get_network(config.network).field
+    return data_version(config)[1]
+
+
+def data_version(config: Config):
+    """(version of repro/versions.py, side of the input field) of the images the config's network reads."""
+    if config.network == LENET5:
+        return "regular", paper.INPUT_SIZE
+    spec = get_network(config.network)
+    return spec.version, spec.field
 
 
 def load_data(config: Config):
     """The images a network reads: LeNet-5's padded regular set (also the source of the other regular
     networks' fields), or another version in its network's field (repro/versions.py)."""
-    if config.network == LENET5 or get_network(config.network).version == "regular":
-        return mnist.load_mnist()
-    spec = get_network(config.network)
-    return mnist.load_field(spec.version, spec.field)
+    version, side = data_version(config)
+    return mnist.load_mnist() if version == "regular" else mnist.load_field(version, side)
 
 
 def exact_moments(t):
