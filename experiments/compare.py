@@ -180,7 +180,7 @@ def lenet_rows():
             s = combinations.scores(model, test["test_x"])
             if int((s.argmax(1) != test["test_y"]).sum()) != r.test_misses:
                 sys.exit(f"{run}/model.pt does not give the {r.test_misses} test misses its metrics.csv records")
-            rows.append(dict(method=name, seed=r.seed, version="regular (32x32 field)", test_error=r.test_error,
+            rows.append(dict(method=name, seed=r.seed, version=combinations.data_label(model.config), test_error=r.test_error,
                              test_misses=r.test_misses, classes_lost=classes_lost(s.argmax(1)),
                              rejection=rejection_to_reach(s, test["test_y"]),
                              fit_seconds=None, score_seconds=None, ms_per_digit=None,

@@ -177,22 +177,26 @@ def fit(row, seed, where, require_portable=False, **overrides):
     if row == "boosted-lenet4-dist":
         data = load_mnist()
         boosted = Boosted(seed, where, data, require_portable, **overrides)
-        return boosted, data["test_x"], data["test_y"], "regular (32x32 field)"
+        return boosted, data["test_x"], data["test_y"], data_label(row_config("lenet4", "paper"))
     network, distortions = network_of(row)
     config = row_config(network, distortions, overrides)
     data = load_data(config)
     own = where.parent.parent / "lenet4" / f"seed{seed}" if row in COMBINED else where
     # a seed that stays at chance is a result of the row (A31: measured, then explained by a finding), not an error
     model = trained(config, seed, own / "training", data, require_portable, may_fail=True)
-    # the config's network: a finding may swap the row's (lenet4_rbf-head, mlp-300_field32)
-    version, side = data_version(config)
-    version = f"{version} ({side}x{side} field)"
+    version = data_label(config)  # the config's network: a finding may swap the row's (lenet4_rbf-head)
     test_x = crop(data["test_x"], config)
     if row == "lenet4-knn":
         return FeatureKNN(model, data["train_x"], data["train_y"]), test_x, data["test_y"], version
     if row == "lenet4-local":
         return LocalLearning(model, data["train_x"], data["train_y"]), test_x, data["test_y"], version
     return TrainedNetwork(model), test_x, data["test_y"], version
+
+
+def data_label(config):
+    """The images a network reads, as metrics.csv names them: their version and its input field."""
+    version, side = data_version(config)
+    return f"{version} ({side}x{side} field)"
 
 
 # ---- boosting ---------------------------------------------------------------------------------

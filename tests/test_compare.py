@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from repro import classical, versions
-from repro.combinations import Boosted, network_of, row_config
+from repro.combinations import Boosted, data_label, network_of, row_config
 from repro.config import Config
 from repro.networks import LENET5_ROWS, ROWS
 from repro.train import data_version
@@ -102,3 +102,10 @@ def test_a_finished_job_records_its_result_provenance_and_code(tmp_path):
     assert json.loads((tmp_path / "run" / "result.json").read_text()) == dict(method="knn", seed=0, test_error=0.03)
     assert meta["test_error"] == 0.03 and meta["git_commit"] and meta.items() >= compare.code_hashes().items()
     assert compare.stale([("knn", 0, str(tmp_path / "run"))]) == []
+
+
+def test_the_committed_network_rows_name_the_images_their_network_reads():
+    m = pd.read_csv(ROOT / "results" / "compare" / "metrics.csv").drop_duplicates("method")
+    for r in m[~m.method.isin(classical.METHODS)].itertuples():
+        config = row_config("lenet4", "paper") if r.method == "boosted-lenet4-dist" else row_config(*network_of(r.method))
+        assert r.version == data_label(config), r.method
